@@ -1,0 +1,64 @@
+# make demo: install what is missing, then run the main job on DATA and write the report.
+# make test: install what is missing, then pytest, testthat and R CMD check.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+DATA ?= inst/extdata/images
+REPORT_DIR ?= report
+ENVNAME ?= r-tidyvision
+VENV_ROOT := $(or $(RETICULATE_VIRTUALENV_ROOT),$(WORKON_HOME),$(HOME)/.virtualenvs)
+PYTHON := $(or $(RETICULATE_PYTHON),$(VENV_ROOT)/$(ENVNAME)/bin/python)
+OUT := .tidyvision-check
+DEBIAN_DEPS := r-base-core r-cran-reticulate r-cran-tibble r-cran-cli r-cran-rlang \
+  r-cran-vctrs r-cran-ggplot2 r-cran-generics r-cran-jsonlite r-cran-withr r-cran-dplyr \
+  r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 r-cran-callr \
+  r-cran-patchwork r-cran-png r-cran-jpeg pandoc python3-venv
+export TIDYVISION_ENV := $(ENVNAME)
+
+.PHONY: demo test system-deps install python-env pytest testthat check docs
+
+system-deps:
+	missing=$$(for p in $(DEBIAN_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
+	if [ -n "$$missing" ]; then
+	  if [ "$$(id -u)" = 0 ]; then
+	    apt-get update -qq
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
+	  else
+	    echo "Missing Debian packages: $$missing. Run: sudo apt-get install $$missing"; exit 1
+	  fi
+	fi
+
+install: system-deps
+	R CMD INSTALL --no-test-load . >/dev/null
+
+python-env: install
+	Rscript -e 'tidyvision::install_tidyvision("$(ENVNAME)", quiet = TRUE)'
+
+docs:
+	Rscript -e 'roxygen2::roxygenise()'
+
+demo: python-env
+	Rscript -e 'tidyvision:::render_report("$(DATA)", "$(REPORT_DIR)")'
+
+pytest:
+	mkdir -p $(OUT)
+	cd tests/python && "$(PYTHON)" -m pytest -q -p no:cacheprovider --junitxml=../../$(OUT)/pytest.xml . || true
+
+testthat:
+	mkdir -p $(OUT)
+	TIDYVISION_REQUIRE_PYTHON=1 Rscript tools/testthat.R $(OUT)/testthat.txt
+
+check:
+	mkdir -p $(OUT)
+	rm -f tidyvision_*.tar.gz
+	R CMD build . >$(OUT)/build.log 2>&1 || { cat $(OUT)/build.log; exit 1; }
+	_R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual --no-tests -o $(OUT) tidyvision_*.tar.gz \
+	  2>&1 | tee $(OUT)/check.log | grep -E '^(Status|\* checking.*(ERROR|WARNING|NOTE))' || true
+
+test: python-env
+	rm -rf $(OUT)
+	$(MAKE) --no-print-directory pytest
+	$(MAKE) --no-print-directory testthat
+	$(MAKE) --no-print-directory check
+	"$(PYTHON)" tools/summary.py $(OUT)

@@ -1,0 +1,129 @@
+# The one way into the Python engine. Finds the environment, imports the
+# engine on first use, and turns Python errors into classed R errors.
+
+tv_envname <- function() {
+  Sys.getenv("TIDYVISION_ENV", getOption("tidyvision.envname", "r-tidyvision"))
+}
+
+# Where the virtualenv lives. reticulate 1.28 only reads WORKON_HOME; newer
+# versions read RETICULATE_VIRTUALENV_ROOT, so both are honoured here.
+tv_env_path <- function(envname = tv_envname()) {
+  if (grepl("[/\\\\]", envname)) return(normalizePath(envname, mustWork = FALSE))
+  root <- Sys.getenv("RETICULATE_VIRTUALENV_ROOT", Sys.getenv("WORKON_HOME", "~/.virtualenvs"))
+  file.path(normalizePath(root, mustWork = FALSE), envname)
+}
+
+env_python <- function(path) {
+  file.path(path, if (.Platform$OS.type == "windows") "Scripts/python.exe" else "bin/python")
+}
+
+# Does the interpreter tidyvision would use exist? Never starts Python.
+python_configured <- function(envname = tv_envname()) {
+  nzchar(Sys.getenv("RETICULATE_PYTHON")) ||
+    reticulate::py_available(initialize = FALSE) ||
+    file.exists(env_python(tv_env_path(envname)))
+}
+
+python_missing <- function(call, detail = NULL, .envir = parent.frame()) {
+  tv_abort(c(
+    "The Python engine of tidyvision is not installed.",
+    x = detail,
+    i = "Run {.run tidyvision::install_tidyvision()} once, then restart R."
+  ), class = "python_missing", call = call, .envir = .envir)
+}
+
+#' Is the Python engine ready to use?
+#'
+#' `TRUE` when the Python environment that tidyvision uses exists and has the
+#' engine's core modules. Used in examples and tests; it starts Python if the
+#' environment exists.
+#'
+#' @return `TRUE` or `FALSE`.
+#' @export
+#' @examples
+#' tv_available()
+tv_available <- function() {
+  tryCatch({
+    tv_engine()
+    TRUE
+  }, tidyvision_error = function(e) FALSE)
+}
+
+tv_engine <- function(call = caller_env()) {
+  if (!reticulate::py_available(initialize = FALSE)) {
+    envname <- tv_envname()
+    if (!python_configured(envname)) {
+      python_missing(call, "No Python environment {.val {envname}} was found.")
+    }
+    if (!nzchar(Sys.getenv("RETICULATE_PYTHON"))) {
+      reticulate::use_virtualenv(tv_env_path(envname), required = TRUE)
+    }
+  }
+  for (module in c("numpy", "PIL")) {
+    if (!reticulate::py_module_available(module)) {
+      python_missing(call, "Python {.path {reticulate::py_exe()}} has no {.pkg {module}}.")
+    }
+  }
+  engine
+}
+
+# Call `fun` ("module.function") of the engine with `...`.
+engine_call <- function(fun, ..., call = caller_env()) {
+  parts <- strsplit(fun, ".", fixed = TRUE)[[1]]
+  eng <- tv_engine(call)
+  withCallingHandlers(
+    {
+      f <- eng[[parts[[1]]]][[parts[[2]]]]
+      f(...)
+    },
+    error = function(e) rethrow_python(e, call)
+  )
+}
+
+rethrow_python <- function(e, call) {
+  if (inherits(e, "tidyvision_error") || inherits(e, "interrupt")) return()
+  err <- reticulate::py_last_error()
+  if (is.null(err) || !grepl(err$type, conditionMessage(e), fixed = TRUE)) return()
+  msg <- trimws(err$value)
+  if (identical(err$type, "TidyvisionError")) {
+    kind <- reticulate::py_get_attr(attr(err, "exception"), "kind")
+    tv_abort("{msg}", class = reticulate::py_to_r(kind), call = call)
+  }
+  if (err$type %in% c("ModuleNotFoundError", "ImportError")) {
+    python_missing(call, "{msg}")
+  }
+  if (identical(err$type, "KeyboardInterrupt")) {
+    tv_abort("Interrupted; nothing was written.", class = "interrupted", call = call)
+  }
+  tv_abort(
+    c("The Python engine failed: {err$type}.", x = "{msg}",
+      i = "This is probably a bug in tidyvision; please report it with the traceback."),
+    class = "engine", call = call, parent = e
+  )
+}
+
+# Python columns arrive as lists with NULL for None; make them vectors.
+col_of <- function(x, type = c("chr", "int", "dbl", "lgl")) {
+  type <- match.arg(type)
+  na <- switch(type, chr = NA_character_, int = NA_integer_, dbl = NA_real_, lgl = NA)
+  if (!is.list(x)) {
+    return(switch(type, chr = as.character(x), int = as.integer(x),
+                  dbl = as.double(x), lgl = as.logical(x)))
+  }
+  vapply(x, function(v) if (is.null(v)) na else as.vector(v, typeof(na)), na,
+         USE.NAMES = FALSE)
+}
+
+# A progress callback for Python: `progress(done, total)` ticks a cli bar
+# that lives as long as the calling function.
+progress_callback <- function(verbose, name, .envir = parent.frame()) {
+  if (!isTRUE(verbose)) return(NULL)
+  id <- NULL
+  function(done, total, ...) {
+    if (is.null(id)) {
+      id <<- cli::cli_progress_bar(name, total = total, .envir = .envir)
+    }
+    cli::cli_progress_update(id = id, set = done, total = total, .envir = .envir)
+    invisible(TRUE)
+  }
+}

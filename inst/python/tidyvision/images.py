@@ -1,0 +1,200 @@
+"""Listing image files by their headers, and decoding them to RGB once."""
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import check
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+SPLIT_FOLDERS = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val",
+    "test": "test", "testing": "test",
+}
+# EXIF orientations that turn the stored image by 90 degrees.
+_TRANSPOSED = {5, 6, 7, 8}
+_TAIL_BYTES = 4096
+
+
+def default_workers():
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def parallel_map(fn, items, workers=None):
+    """Map in threads: Pillow's decoders release the GIL, so this uses every core."""
+    items = list(items)
+    workers = workers or default_workers()
+    if workers == 1 or len(items) < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items, chunksize=16))
+
+
+def is_image_path(path):
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def find_image_paths(root, recursive=True):
+    root = Path(root)
+    check(root.exists(), "path_not_found", f"Can't find the folder {root}.")
+    check(root.is_dir(), "not_a_directory", f"{root} is a file, not a folder.")
+    entries = root.rglob("*") if recursive else root.iterdir()
+    return sorted(str(p) for p in entries if p.is_file() and is_image_path(p))
+
+
+def folder_label_split(path, root):
+    """The label is the nearest parent folder that is not a split folder."""
+    parts = Path(path).relative_to(root).parts[:-1]
+    split = next((SPLIT_FOLDERS[p.lower()] for p in parts if p.lower() in SPLIT_FOLDERS), None)
+    labels = [p for p in parts if p.lower() not in SPLIT_FOLDERS]
+    return (labels[-1] if labels else None), split
+
+
+def _tail(path, size):
+    with open(path, "rb") as f:
+        f.seek(max(0, size - _TAIL_BYTES))
+        return f.read()
+
+
+def _looks_complete(im, path, size):
+    """A cheap end-of-file check per format; None means "decode to find out"."""
+    fmt = im.format
+    if fmt == "JPEG":
+        return b"\xff\xd9" in _tail(path, size)
+    if fmt == "PNG":
+        return b"IEND" in _tail(path, size)[-64:]
+    if fmt == "GIF":
+        return _tail(path, size).rstrip(b"\x00").endswith(b";")
+    if fmt == "WEBP":
+        with open(path, "rb") as f:
+            head = f.read(8)
+        return int.from_bytes(head[4:8], "little") + 8 <= size
+    return None
+
+
+def _decodes(path):
+    with Image.open(path) as im:
+        im.load()
+
+
+def _first_bytes(path):
+    with open(path, "rb") as f:
+        return f.read(8).hex(" ")
+
+
+def header_info(path):
+    """Size, format and displayed dimensions of one file, reading its header.
+
+    Files that fail a cheap end-of-file check are decoded in full to be sure.
+    Call it under quiet_bomb_warnings(): the pixel limit is checked here.
+    """
+    out = {"file_size": None, "width": None, "height": None, "format": None,
+           "readable": False, "problem": None}
+    try:
+        size = os.path.getsize(path)
+        out["file_size"] = size
+        if size == 0:
+            out["problem"] = "empty file (0 bytes)"
+            return out
+        with Image.open(path) as im:
+            out["format"] = im.format
+            out["width"], out["height"] = width, height = im.size
+            if width * height > Image.MAX_IMAGE_PIXELS:
+                out["problem"] = _bomb_problem(width, height)
+                return out
+            if im.getexif().get(0x0112, 1) in _TRANSPOSED:
+                out["width"], out["height"] = height, width
+            complete = _looks_complete(im, path, size)
+        if complete is not True:
+            _decodes(path)
+        out["readable"] = True
+    except Image.DecompressionBombError as e:
+        out["problem"] = f"decompression bomb: {e}"
+    except UnidentifiedImageError:
+        out["problem"] = f"not an image Pillow can read (first bytes: {_first_bytes(path)})"
+    except OSError as e:
+        msg = str(e)
+        out["problem"] = "truncated: " + msg if "truncated" in msg else "unreadable: " + msg
+    except Exception as e:  # a corrupt header can raise nearly anything in a plugin
+        out["problem"] = f"unreadable: {type(e).__name__}: {e}"
+    return out
+
+
+def _bomb_problem(width, height):
+    return (f"decompression bomb: {width}x{height} = {width * height} pixels is past Pillow's "
+            f"limit of {Image.MAX_IMAGE_PIXELS} (PIL.Image.MAX_IMAGE_PIXELS)")
+
+
+@contextmanager
+def quiet_bomb_warnings():
+    """Pillow warns on large images; header_info() reports them as problems instead."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def columns(rows, keys):
+    return {k: [r[k] for r in rows] for k in keys}
+
+
+def list_images(root, recursive=True, workers=None):
+    """One row per image file below ``root``: the columns of image_files()."""
+    paths = find_image_paths(root, recursive)
+    with quiet_bomb_warnings():
+        rows = parallel_map(header_info, paths, workers)
+    labels = [folder_label_split(p, root) for p in paths]
+    out = {"path": paths,
+           "label": [lab for lab, _ in labels],
+           "split": [spl for _, spl in labels]}
+    out.update(columns(rows, ["file_size", "width", "height", "format", "readable", "problem"]))
+    return out
+
+
+def image_info(paths, workers=None):
+    """header_info() for a list of paths, as columns."""
+    with quiet_bomb_warnings():
+        rows = parallel_map(header_info, paths, workers)
+    return columns(rows, ["file_size", "width", "height", "format", "readable", "problem"])
+
+
+# Decoding -----------------------------------------------------------------
+
+def to_rgb(im):
+    """Any Pillow mode to 8-bit RGB: 16-bit scaled, transparency on white."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(im, dtype=np.float32)
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        im = Image.fromarray(np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8), "L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im)
+    return im.convert("RGB")
+
+
+def load_rgb(path, min_side=None):
+    """Decode one image upright (EXIF orientation applied) as RGB.
+
+    ``min_side`` lets JPEG decode at a reduced scale that still leaves both
+    sides at least that long, which is several times faster for big photos.
+    """
+    with Image.open(path) as im:
+        if min_side and im.format == "JPEG":
+            im.draft("RGB", (min_side, min_side))
+        im = ImageOps.exif_transpose(im)
+        return to_rgb(im)
+
+
+def try_load_rgb(path, min_side=None):
+    """(image, None) or (None, problem) for one path; never raises."""
+    try:
+        return load_rgb(path, min_side), None
+    except Exception as e:
+        return None, f"{type(e).__name__}: {e}"

@@ -1,0 +1,4 @@
+library(testthat)
+library(tidyvision)
+
+test_check("tidyvision")
