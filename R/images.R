@@ -75,3 +75,29 @@ check_flag <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
              class = "bad_argument", call = call)
   }
 }
+
+# Paths from a character vector or a data frame with a `path` column.
+image_paths <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  if (is.data.frame(x)) {
+    if (!"path" %in% names(x)) {
+      tv_abort(c("{.arg {arg}} has no {.field path} column.",
+                 i = "Use a tibble from {.fn image_files} or a character vector of paths."),
+               class = "missing_column", call = call)
+    }
+    x <- x$path
+  }
+  if (!is.character(x)) {
+    tv_abort("{.arg {arg}} must be image paths or a tibble from {.fn image_files}, not {.obj_type_friendly {x}}.",
+             class = "bad_argument", call = call)
+  }
+  if (anyNA(x)) {
+    tv_abort("{.arg {arg}} has {sum(is.na(x))} missing path{?s}.", class = "bad_argument", call = call)
+  }
+  path.expand(x)
+}
+
+# Thumbnails as R rasters (NULL where unreadable), decoded in Python.
+read_thumbnails <- function(paths, size = 128L) {
+  arrays <- engine_call("images.thumbnails", as.list(paths), size = as.integer(size))
+  lapply(arrays, function(a) if (is.null(a)) NULL else grDevices::as.raster(a / 255))
+}

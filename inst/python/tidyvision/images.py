@@ -198,3 +198,17 @@ def try_load_rgb(path, min_side=None):
         return load_rgb(path, min_side), None
     except Exception as e:
         return None, f"{type(e).__name__}: {e}"
+
+
+def _thumbnail(args):
+    path, size = args
+    im, _ = try_load_rgb(path, size)
+    if im is None:
+        return None
+    im.thumbnail((size, size), Image.BILINEAR)
+    return np.asarray(im)
+
+
+def thumbnails(paths, size=128, workers=None):
+    """Small upright RGB arrays (h, w, 3, uint8) for plots; None where unreadable."""
+    return parallel_map(_thumbnail, [(p, int(size)) for p in paths], workers)
