@@ -67,17 +67,36 @@ tv_engine <- function(call = caller_env()) {
   engine
 }
 
-# Call `fun` ("module.function") of the engine with `...`.
+# Call `fun` ("module.function") of the engine with `...`. NumPy arrays in
+# the result arrive as R vectors and arrays (see bridge.py).
 engine_call <- function(fun, ..., call = caller_env()) {
-  parts <- strsplit(fun, ".", fixed = TRUE)[[1]]
   eng <- tv_engine(call)
   withCallingHandlers(
-    {
-      f <- eng[[parts[[1]]]][[parts[[2]]]]
-      f(...)
-    },
+    from_py(eng$bridge$call(fun, ...)),
     error = function(e) rethrow_python(e, call)
   )
+}
+
+from_py <- function(x) {
+  if (!is.list(x)) return(x)
+  if (!is.null(x[["__ndarray__"]])) return(ndarray_from_py(x))
+  for (i in seq_along(x)) {
+    if (is.list(x[[i]])) x[i] <- list(from_py(x[[i]]))
+  }
+  x
+}
+
+ndarray_from_py <- function(x) {
+  dim <- as.integer(unlist(x$dim))
+  n <- prod(dim)
+  v <- switch(x[["__ndarray__"]],
+    uint8 = as.integer(x$data),
+    int = readBin(x$data, "integer", n = n, size = 4, endian = "little"),
+    double = readBin(x$data, "double", n = n, size = 8, endian = "little")
+  )
+  if (length(dim) == 1) return(v)
+  # NumPy is row-major, R column-major.
+  aperm(array(v, dim = rev(dim)), rev(seq_along(dim)))
 }
 
 rethrow_python <- function(e, call) {

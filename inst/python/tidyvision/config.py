@@ -82,6 +82,12 @@ def version(package):
         return None
 
 
+def versions():
+    return {p: version(p) for p in (
+        "torch", "torchvision", "ultralytics", "pillow", "numpy",
+        "safetensors", "imagehash", "dlib-bin")}
+
+
 def describe():
     """Everything tv_config() prints, as plain values."""
     import torch
@@ -91,9 +97,7 @@ def describe():
         "python": sys.executable,
         "python_version": platform.python_version(),
         "engine": os.path.dirname(os.path.abspath(__file__)),
-        "versions": {p: version(p) for p in (
-            "torch", "torchvision", "ultralytics", "pillow", "numpy",
-            "safetensors", "imagehash", "dlib-bin")},
+        "versions": versions(),
         "device": device,
         "precision": resolve_precision("auto", device),
         "bf16_fast": bf16_fast_on_cpu(),

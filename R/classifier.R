@@ -1,0 +1,194 @@
+#' Classify images with a fine-tuned classifier
+#'
+#' One row per input row, in input order, like parsnip. Images are decoded
+#' and resized in threads while the network runs on the previous batch.
+#' Rows whose image can't be read get `NA` and one warning names them.
+#'
+#' @param object A `tv_classifier` from [fine_tune()] or [load_classifier()].
+#' @param new_data A tibble with a `path` column (e.g. from [image_files()])
+#'   or a character vector of image paths.
+#' @param type `"class"` for `.pred_class` (a factor with the classifier's
+#'   classes), `"prob"` for one `.pred_<class>` column per class.
+#' @param batch_size Images per forward pass.
+#' @param verbose Show a progress bar.
+#' @param ... Unused.
+#' @return A tibble with `.pred_class` or the `.pred_<class>` columns.
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' fit <- fine_tune(imgs, epochs = 2, train_layers = "head")
+#' predict(fit, imgs[1:5, ], type = "prob")
+predict.tv_classifier <- function(object, new_data, type = c("class", "prob"),
+                                  batch_size = 64, verbose = interactive(), ...) {
+  type <- rlang::arg_match(type)
+  probs <- predict_probs(object, image_paths(new_data), batch_size, verbose)
+  if (type == "prob") return(probs)
+  pred_class(probs, object$classes)
+}
+
+predict_probs <- function(object, paths, batch_size = 64, verbose = FALSE) {
+  check_classifier(object)
+  s <- object$settings
+  res <- engine_call("classifier.predict", as.list(paths), object$weights, object$backbone,
+                     length(object$classes), resize = s$resize, image_size = s$image_size,
+                     device = s$device, precision = s$precision, batch_size = as.integer(batch_size),
+                     progress = progress_callback(verbose, "Classifying"))
+  prob <- res$prob
+  problems <- col_of(res$problem)
+  bad <- !is.na(problems)
+  if (any(bad)) {
+    tv_warn(c("{sum(bad)} image{?s} can't be read; {?its/their} predictions are NA:",
+              bullets_of(paste0(paths[bad], ": ", problems[bad]))), class = "unreadable")
+  }
+  colnames(prob) <- paste0(".pred_", object$classes)
+  tibble::as_tibble(as.data.frame(prob, check.names = FALSE))
+}
+
+pred_class <- function(probs, classes) {
+  m <- as.matrix(probs)
+  best <- rep(NA_integer_, nrow(m))
+  ok <- stats::complete.cases(m)
+  best[ok] <- max.col(m[ok, , drop = FALSE], ties.method = "first")
+  tibble::tibble(.pred_class = factor(classes[best], levels = classes))
+}
+
+#' Add predictions to the images
+#'
+#' @param x A `tv_classifier`.
+#' @param new_data A tibble with a `path` column.
+#' @param ... Passed to [predict()][predict.tv_classifier].
+#' @return `new_data` with `.pred_class` and one `.pred_<class>` column per
+#'   class.
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' fit <- fine_tune(imgs, epochs = 2, train_layers = "head")
+#' augment(fit, imgs[1:5, ])
+augment.tv_classifier <- function(x, new_data, ...) {
+  if (is.character(new_data)) new_data <- tibble::tibble(path = new_data)
+  probs <- predict(x, new_data, type = "prob", ...)
+  tibble::as_tibble(cbind(new_data, pred_class(probs, x$classes), probs))
+}
+
+check_classifier <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  if (!inherits(x, "tv_classifier")) {
+    tv_abort("{.arg {arg}} must be a classifier from {.fn fine_tune} or {.fn load_classifier}.",
+             class = "bad_argument", call = call)
+  }
+  if (!file.exists(x$weights)) {
+    tv_abort(c("The weights of this classifier are gone: {.path {x$weights}}.",
+               i = "A classifier kept in an R session lives in its temporary folder; use {.fn save_classifier} and {.fn load_classifier} to keep one."),
+             class = "weights_missing", call = call)
+  }
+}
+
+#' Save and load a classifier
+#'
+#' `save_classifier()` writes a folder with the weights as
+#' `model.safetensors` and a `tidyvision.json` card: classes, backbone,
+#' preprocessing, hyperparameters, seed, the best epoch's validation metrics,
+#' package versions, the sha256 of the weights and a fingerprint of the
+#' training images (sha256 over their contents and labels). The folder is
+#' written beside `dir` and renamed into place, so an interrupted save leaves
+#' nothing half-written. `load_classifier()` checks the weights against the
+#' card's sha256 and never unpickles anything.
+#'
+#' @param fit A `tv_classifier`.
+#' @param dir The folder to write or read.
+#' @param overwrite Replace an existing folder.
+#' @return `save_classifier()`: `dir`, invisibly. `load_classifier()`: a
+#'   `tv_classifier`.
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' fit <- fine_tune(imgs, epochs = 2, train_layers = "head")
+#' dir <- file.path(tempdir(), "my-classifier")
+#' save_classifier(fit, dir, overwrite = TRUE)
+#' fit2 <- load_classifier(dir)
+save_classifier <- function(fit, dir, overwrite = FALSE) {
+  check_classifier(fit)
+  check_flag(overwrite)
+  if (file.exists(dir) && !overwrite) {
+    tv_abort(c("{.path {dir}} already exists.", i = "Use {.code overwrite = TRUE} to replace it."),
+             class = "exists")
+  }
+  parent <- dirname(normalizePath(dir, mustWork = FALSE))
+  dir.create(parent, showWarnings = FALSE, recursive = TRUE)
+  tmp <- tempfile(".tidyvision-save-", tmpdir = parent)
+  dir.create(tmp)
+  on.exit(unlink(tmp, recursive = TRUE), add = TRUE)
+  file.copy(fit$weights, file.path(tmp, "model.safetensors"))
+  writeLines(jsonlite::toJSON(classifier_card(fit), auto_unbox = TRUE, pretty = TRUE, digits = NA),
+             file.path(tmp, "tidyvision.json"))
+  replace_dir(tmp, dir)
+  invisible(dir)
+}
+
+classifier_card <- function(fit) {
+  best <- fit$history[fit$history$epoch == fit$best_epoch & fit$history$split == "val", ]
+  list(
+    format = "tidyvision-classifier", format_version = 1L,
+    classes = fit$classes, label = fit$label, backbone = fit$backbone,
+    preprocessing = list(resize = fit$settings$resize, image_size = fit$settings$image_size,
+                         normalize = "imagenet"),
+    hyperparameters = fit$settings[setdiff(names(fit$settings), c("backbone", "resize", "image_size"))],
+    seed = fit$settings$seed, best_epoch = fit$best_epoch,
+    metrics = as.list(best[c("loss", "accuracy", "precision", "recall", "f1")]),
+    history = fit$history, n_train = fit$n_train, n_val = fit$n_val,
+    sha256 = fit$sha256, training_images_sha256 = fit$fingerprint,
+    versions = c(list(tidyvision = as.character(utils::packageVersion("tidyvision")),
+                      R = as.character(getRversion())),
+                 lapply(tv_versions(), function(v) v %||% NA)),
+    created = format(Sys.time(), "%Y-%m-%dT%H:%M:%S%z")
+  )
+}
+
+tv_versions <- function() engine_call("config.versions")
+
+# Move `tmp` to `dir`; an existing `dir` is moved aside first and removed
+# only once the new one is in place.
+replace_dir <- function(tmp, dir) {
+  old <- NULL
+  if (file.exists(dir)) {
+    old <- tempfile(".tidyvision-old-", tmpdir = dirname(normalizePath(dir)))
+    file.rename(dir, old)
+  }
+  if (!file.rename(tmp, dir)) {
+    if (!is.null(old)) file.rename(old, dir)
+    tv_abort("Can't write {.path {dir}}.", class = "write_failed")
+  }
+  if (!is.null(old)) unlink(old, recursive = TRUE)
+}
+
+#' @rdname save_classifier
+#' @export
+load_classifier <- function(dir) {
+  card_path <- file.path(dir, "tidyvision.json")
+  weights <- file.path(dir, "model.safetensors")
+  if (!file.exists(card_path)) {
+    tv_abort(c("{.path {dir}} has no {.file tidyvision.json}.",
+               i = "Give a folder written by {.fn save_classifier}."), class = "path_not_found")
+  }
+  if (!file.exists(weights)) {
+    pickles <- list.files(dir, pattern = "[.](pth|pt|pkl|bin)$")
+    tv_abort(c("{.path {dir}} has no {.file model.safetensors}.",
+               i = if (length(pickles)) "tidyvision never loads pickled weights ({.file {pickles}})."),
+             class = if (length(pickles)) "weights_unsafe" else "weights_missing")
+  }
+  card <- jsonlite::fromJSON(card_path, simplifyVector = TRUE)
+  digest <- engine_call("backbones.weights_digest", normalizePath(weights))
+  if (!identical(digest, card$sha256)) {
+    tv_abort(c("The weights in {.path {weights}} don't match the card's sha256.",
+               i = "The file was changed or damaged after it was saved; save the classifier again."),
+             class = "weights_tampered")
+  }
+  settings <- c(list(backbone = card$backbone, resize = card$preprocessing$resize,
+                     image_size = card$preprocessing$image_size), card$hyperparameters)
+  structure(list(
+    classes = card$classes, label = card$label, backbone = card$backbone, settings = settings,
+    history = tibble::as_tibble(card$history), best_epoch = card$best_epoch,
+    weights = normalizePath(weights), sha256 = card$sha256,
+    fingerprint = card$training_images_sha256, n_train = card$n_train, n_val = card$n_val,
+    device = settings$device, precision = settings$precision, seconds = NA_real_
+  ), class = "tv_classifier")
+}

@@ -1,0 +1,6 @@
+#' @importFrom ggplot2 autoplot
+#' @export
+ggplot2::autoplot
+
+#' @export
+generics::augment

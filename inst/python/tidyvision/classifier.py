@@ -1,0 +1,125 @@
+"""An image classifier: a pretrained body with a new last layer.
+
+Building, predicting and the weights file. Weights live in safetensors files;
+loaded models are cached by path and modification time so repeated predict()
+calls don't rebuild them.
+"""
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import config, transforms
+from .backbones import build_backbone, split_head
+from .errors import check
+
+log = logging.getLogger(__name__)
+_MODELS = {}
+
+
+def _module():
+    import torch.nn as nn
+
+    class ImageClassifier(nn.Module):
+        """``body`` maps images to features; ``head`` is the book's new last layer."""
+
+        def __init__(self, body, n_features, n_classes):
+            super().__init__()
+            self.body = body
+            self.head = nn.Linear(n_features, n_classes)
+            nn.init.normal_(self.head.weight, 0.0, 0.01)
+            nn.init.zeros_(self.head.bias)
+
+        def forward(self, x):
+            return self.head(self.body(x))
+
+    return ImageClassifier
+
+
+def build_classifier(backbone, n_classes, pretrained=True, weights=None):
+    body, n_features, _ = split_head(build_backbone(backbone, pretrained, weights))
+    return _module()(body, n_features, n_classes)
+
+
+def save_weights(model, path):
+    """Write the state dict as safetensors, atomically."""
+    from safetensors.torch import save_file
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = f"{path}.tmp-{os.getpid()}"
+    save_file(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_model(weights_path, backbone, n_classes, device="cpu"):
+    """The classifier in eval mode, channels_last, from a safetensors file."""
+    import torch
+    from safetensors.torch import load_file
+    check(str(weights_path).endswith(".safetensors"), "weights_unsafe",
+          f"{weights_path} is not a .safetensors file; tidyvision never unpickles weights.")
+    key = (str(weights_path), os.path.getmtime(weights_path), device)
+    if key not in _MODELS:
+        model = build_classifier(backbone, int(n_classes), pretrained=False)
+        model.load_state_dict(load_file(str(weights_path)))
+        model.eval().to(device=device, memory_format=torch.channels_last)
+        _MODELS.clear()  # keep one model: a laptop's memory is the limit
+        _MODELS[key] = model
+    return _MODELS[key]
+
+
+def eval_loader(mode, size):
+    """PIL -> the fixed uint8 input of validation and prediction."""
+    return lambda im: transforms.to_tensor_u8(transforms.resize_image(im, mode, size))
+
+
+def decode_min_side(mode, size):
+    """JPEG draft size that loses nothing for this resize mode."""
+    return None if mode == "crop" else transforms.rescale_side(size)
+
+
+def forward_probs(model, x_u8, device, precision, batch_size=64):
+    """Softmax probabilities (float32 numpy) for a uint8 NCHW tensor."""
+    import torch
+    out = []
+    with torch.inference_mode(), config.autocast(device, precision):
+        for i in range(0, len(x_u8), batch_size):
+            logits = model(transforms.normalize(x_u8[i:i + batch_size], device))
+            out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def predict(paths, weights_path, backbone, n_classes, resize="rescale_crop", image_size=224,
+            device="auto", precision="auto", batch_size=64, progress=None):
+    """Class probabilities, one row per path in order; NaN rows where unreadable.
+
+    Decoding the next chunk (threads) overlaps the forward pass of this one.
+    """
+    import torch
+    device = config.resolve_device(device)
+    precision = config.resolve_precision(precision, device)
+    model = load_model(weights_path, backbone, n_classes, device)
+    loader, min_side = eval_loader(resize, int(image_size)), decode_min_side(resize, int(image_size))
+    paths = list(paths)
+    probs = np.full((len(paths), int(n_classes)), np.nan, dtype=np.float32)
+    problems = [None] * len(paths)
+    chunks = [range(i, min(i + batch_size, len(paths))) for i in range(0, len(paths), batch_size)]
+
+    def decode(chunk):
+        return transforms.decode_many([paths[i] for i in chunk], loader, min_side)
+
+    with ThreadPoolExecutor(max_workers=1) as ahead:
+        pending = ahead.submit(decode, chunks[0]) if chunks else None
+        for k, chunk in enumerate(chunks):
+            tensors, chunk_problems = pending.result()
+            if k + 1 < len(chunks):
+                pending = ahead.submit(decode, chunks[k + 1])
+            ok = [j for j, t in enumerate(tensors) if t is not None]
+            for j, p in zip(chunk, chunk_problems):
+                problems[j] = p
+            if ok:
+                p = forward_probs(model, torch.stack([tensors[j] for j in ok]), device, precision)
+                probs[[chunk[j] for j in ok]] = p
+            if progress is not None:
+                progress(chunk[-1] + 1, len(paths))
+    return {"prob": probs, "problem": problems}
