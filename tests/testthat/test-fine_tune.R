@@ -1,0 +1,117 @@
+test_that("fine_tune() learns a separable set and keeps the best val epoch", {
+  skip_if_no_engine()
+  fit <- small_fit()
+  expect_s3_class(fit, "tv_classifier")
+  expect_equal(fit$classes, c("blue", "red"))
+  h <- history(fit)
+  expect_named(h, c("epoch", "split", "loss", "accuracy", "precision", "recall", "f1",
+                    "learning_rate", "seconds"))
+  expect_equal(nrow(h), 6)
+  val <- h[h$split == "val", ]
+  best <- val[order(-val$accuracy, val$loss), ][1, ]
+  expect_equal(fit$best_epoch, best$epoch)
+  expect_gt(max(val$accuracy), 0.75)
+  expect_equal(c(fit$n_train, fit$n_val), c(24L, 12L))
+  expect_true(all(h$learning_rate == 0.01))
+  expect_output(print(fit), "Best epoch")
+  expect_s3_class(autoplot(fit), "ggplot")
+})
+
+test_that("test rows are never read, for training or selection", {
+  skip_if_no_engine()
+  imgs <- separable_images()
+  broken <- imgs
+  test_rows <- broken$split == "test"
+  broken$path[test_rows] <- file.path(tempdir(), "does-not-exist.jpg")
+  fit <- fine_tune(broken, epochs = 1, image_size = 64, train_layers = "head") |> expect_no_warning()
+  expect_equal(c(fit$n_train, fit$n_val), c(24L, 12L))
+  fit2 <- fine_tune(imgs[!test_rows, ], epochs = 1, image_size = 64, train_layers = "head")
+  expect_equal(fit$fingerprint, fit2$fingerprint)
+  expect_equal(history(fit)$loss, history(fit2)$loss)
+})
+
+test_that("same seed, same data: identical history and predictions", {
+  skip_if_no_engine()
+  imgs <- separable_images()
+  args <- list(imgs, epochs = 2, image_size = 64, batch_size = 8, seed = 7)
+  a <- do.call(fine_tune, args)
+  b <- do.call(fine_tune, args)
+  drop_time <- function(h) h[setdiff(names(h), "seconds")]
+  expect_identical(drop_time(history(a)), drop_time(history(b)))
+  expect_identical(predict(a, imgs, type = "prob"), predict(b, imgs, type = "prob"))
+  c <- do.call(fine_tune, modifyList(args, list(seed = 8)))
+  expect_false(identical(drop_time(history(a)), drop_time(history(c))))
+})
+
+test_that("head-only training works and is fast", {
+  skip_if_no_engine()
+  fit <- fine_tune(separable_images(), epochs = 5, learning_rate = 0.01, image_size = 64,
+                   train_layers = "head")
+  expect_gt(max(history(fit)$accuracy[history(fit)$split == "val"]), 0.75)
+  expect_equal(fit$settings$train_layers, "head")
+})
+
+test_that("without a split, fine_tune() splits 80/20 by label", {
+  skip_if_no_engine()
+  imgs <- separable_images()
+  imgs <- imgs[imgs$split != "test", ]
+  imgs$split <- NULL
+  fit <- fine_tune(imgs, epochs = 1, image_size = 64, train_layers = "head", seed = 2)
+  expect_equal(fit$n_train + fit$n_val, nrow(imgs))
+  expect_equal(fit$n_val, 8L)
+})
+
+test_that("a torchvision backbone trains from a local weights file", {
+  skip_if_no_engine()
+  pth <- withr::local_tempfile(fileext = ".pth")
+  reticulate::py_run_string(sprintf(
+    "import torch, torchvision; torch.manual_seed(0); torch.save(torchvision.models.resnet18().state_dict(), %s)",
+    encodeString(pth, quote = "'")))
+  fit <- fine_tune(separable_images(), backbone = "resnet18", weights = pth, epochs = 1,
+                   image_size = 64, train_layers = "head")
+  expect_equal(fit$backbone, "resnet18")
+  expect_equal(nrow(predict(fit, separable_images()[1:3, ])), 3)
+})
+
+test_that("torchvision weights are found in torchvision's cache", {
+  skip_if_no_engine()
+  home <- withr::local_tempdir()
+  cache_file <- file.path(home, "hub", "checkpoints", "resnet18-f37072fd.pth")
+  dir.create(dirname(cache_file), recursive = TRUE)
+  reticulate::py_run_string(sprintf(paste(
+    "import torch, torchvision, os",
+    "torch.hub.set_dir(%s)",
+    "torch.save(torchvision.models.resnet18().state_dict(), %s)", sep = "\n"),
+    encodeString(file.path(home, "hub"), quote = "'"), encodeString(cache_file, quote = "'")))
+  on.exit(reticulate::py_run_string("import torch, os; torch.hub.set_dir(os.path.join(os.path.expanduser('~'), '.cache', 'torch', 'hub'))"))
+  expect_true("resnet18" %in% tv_config()$backbones_offline)
+  fit <- fine_tune(separable_images(), backbone = "resnet18", epochs = 1, image_size = 64,
+                   train_layers = "head")
+  expect_equal(fit$backbone, "resnet18")
+})
+
+test_that("missing or unsafe weights are classed errors", {
+  skip_if_no_engine()
+  imgs <- separable_images()
+  expect_error(fine_tune(imgs, backbone = "resnet18", weights = "/no/such/weights.pth", epochs = 1),
+               class = "tidyvision_error_weights_missing")
+  pickle <- withr::local_tempfile(fileext = ".pth")
+  reticulate::py_run_string(sprintf(
+    "import torch; torch.save({'model': object()}, %s)", encodeString(pickle, quote = "'")))
+  expect_error(fine_tune(imgs, backbone = "resnet18", weights = pickle, epochs = 1),
+               class = "tidyvision_error_weights_unsafe")
+  expect_error(fine_tune(imgs, backbone = "no_such_net", epochs = 1),
+               class = "tidyvision_error_unknown_backbone")
+})
+
+test_that("bad arguments are classed errors", {
+  imgs <- tibble::tibble(path = c("a.jpg", "b.jpg"), label = c("x", "y"), split = c("train", "val"))
+  expect_error(fine_tune(imgs, label = nope), class = "tidyvision_error_missing_column")
+  expect_error(fine_tune(imgs, epochs = 0), class = "tidyvision_error_bad_argument")
+  expect_error(fine_tune(imgs, resize = "zoom"), class = "rlang_error")
+  one_class <- tibble::tibble(path = c("a.jpg", "b.jpg"), label = "x", split = c("train", "val"))
+  expect_error(fine_tune(one_class), class = "tidyvision_error_too_few_classes")
+  imgs$split <- c("train", "train")
+  expect_error(fine_tune(imgs), class = "tidyvision_error_no_validation")
+  expect_snapshot(fine_tune(imgs), error = TRUE)
+})
