@@ -82,7 +82,36 @@ class Loaded:
         self.skipped = [(paths[i], p) for i, p in enumerate(problems) if p is not None]
 
 
+class _Memo:
+    """One remembered result, so a grid (or a refit) on the same images decodes
+    them and runs the frozen body once. Keys include each file's size and
+    modification time, so edited files are read again."""
+
+    def __init__(self):
+        self.key, self.value = None, None
+
+    def get(self, key, compute):
+        if key != self.key:
+            self.key, self.value = None, None  # free the old value before computing
+            self.value, self.key = compute(), key
+        return self.value
+
+
+_DECODED, _FEATURES = _Memo(), _Memo()
+
+
+def _files_key(paths):
+    import os
+    return tuple((p, os.path.getsize(p), os.path.getmtime(p)) if os.path.exists(p) else (p,) for p in paths)
+
+
 def _decode(train_paths, val_paths, cfg):
+    random_crops = cfg.train_layers == "all" and cfg.augment
+    key = (_files_key(train_paths), _files_key(val_paths), cfg.resize, cfg.image_size, random_crops)
+    return _DECODED.get(key, lambda: _decode_now(train_paths, val_paths, cfg))
+
+
+def _decode_now(train_paths, val_paths, cfg):
     size = cfg.image_size
     fixed, min_side = eval_loader(cfg.resize, size), decode_min_side(cfg.resize, size)
     if cfg.train_layers == "all" and cfg.augment:
@@ -206,8 +235,9 @@ def fit(train_paths, train_labels, val_paths, val_labels, n_classes, weights_pat
     if cfg.train_layers == "head":
         for p in model.body.parameters():
             p.requires_grad_(False)
-        feats_train = _features(model.body, train.tensors, trainer)
-        feats_val = _features(model.body, val.tensors, trainer)
+        key = (_DECODED.key, cfg.backbone, cfg.weights, trainer.device, trainer.precision)
+        feats_train, feats_val = _FEATURES.get(key, lambda: (
+            _features(model.body, train.tensors, trainer), _features(model.body, val.tensors, trainer)))
         head = model.head
         history, best_epoch = trainer.run(head, head.parameters(), feats_train, train_y, feats_val, val_y,
                                           lambda xs, idx, _: xs[idx].to(trainer.device))

@@ -1,0 +1,149 @@
+#' Grid search over fine-tuning hyperparameters
+#'
+#' Step 10 of the book: fit one classifier per combination and compare them
+#' on the validation images. Any argument of [fine_tune()] may be a column of
+#' `grid`. Work is shared between combinations: the images are decoded once,
+#' and with `train_layers = "head"` the frozen body runs once for the whole
+#' grid, so the book's 12-combination grid takes seconds. A combination that
+#' fails is recorded in `.notes` and the search goes on.
+#'
+#' Select on validation metrics only; keep the `test` images for the one
+#' final estimate of the chosen model, as the book advises.
+#'
+#' @inheritParams fine_tune
+#' @param grid A data frame with one row per combination and columns named
+#'   after [fine_tune()] arguments, e.g. from `expand.grid()`; or a named list
+#'   of values, expanded to every combination.
+#' @param ... Other [fine_tune()] arguments, the same for every combination.
+#' @return A `tv_grid` tibble: the grid columns, the best epoch's validation
+#'   `accuracy, precision, recall, f1, loss`, `best_epoch`, `seconds`, a
+#'   `history` list-column and `.notes` (`NA`, or the error of a failed
+#'   combination). Use `autoplot()` and [select_best()].
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' grid <- list(learning_rate = c(0.01, 0.001), momentum = c(0.9, 0.7))
+#' res <- tune_grid(imgs, grid = grid, epochs = 3, train_layers = "head")
+#' res
+#' select_best(res)
+tune_grid <- function(images, label = label, grid, epochs = 10, ..., verbose = interactive()) {
+  grid <- as_grid(grid)
+  label_col <- label_name(images, rlang::enquo(label))
+  fixed <- list(...)
+  clash <- intersect(names(fixed), names(grid))
+  if (length(clash)) {
+    tv_abort("{.arg {clash}} {?is/are} both a grid column and a fixed argument.", class = "bad_argument")
+  }
+  if (!"split" %in% names(images) || all(is.na(images$split))) {
+    seed <- fixed$seed %||% 1
+    images <- split_images(images, prop = c(train = 0.8, val = 0.2),
+                           strata = tidyselect::all_of(label_col), seed = seed)
+  }
+  if (verbose) cli::cli_progress_bar("Grid search", total = nrow(grid))
+  rows <- lapply(seq_len(nrow(grid)), function(i) {
+    args <- utils::modifyList(list(images, label = label_col, epochs = epochs, verbose = FALSE),
+                              c(as.list(grid[i, , drop = FALSE]), fixed))
+    row <- grid_row(args)
+    if (verbose) cli::cli_progress_update()
+    row
+  })
+  out <- tibble::as_tibble(cbind(tibble::as_tibble(grid), vctrs::vec_rbind(!!!rows)))
+  failed <- !is.na(out$.notes)
+  if (any(failed)) {
+    tv_warn(c("{sum(failed)} of {nrow(out)} combination{?s} failed; see {.field .notes}:",
+              bullets_of(unique(out$.notes[failed]))), class = "grid_failed")
+  }
+  structure(out, class = c("tv_grid", class(out)))
+}
+
+as_grid <- function(grid, call = caller_env()) {
+  if (is.list(grid) && !is.data.frame(grid)) grid <- expand.grid(grid, stringsAsFactors = FALSE)
+  if (!is.data.frame(grid) || nrow(grid) == 0 || is.null(names(grid))) {
+    tv_abort("{.arg grid} must be a data frame or a named list of values.", class = "bad_argument", call = call)
+  }
+  unknown <- setdiff(names(grid), setdiff(names(formals(fine_tune)), c("images", "label", "verbose")))
+  if (length(unknown)) {
+    tv_abort(c("{.arg grid} has column{?s} that {?is/are} not {.fn fine_tune} argument{?s}: {.field {unknown}}.",
+               i = "Use e.g. {.field learning_rate}, {.field momentum}, {.field batch_size}."),
+             class = "bad_argument", call = call)
+  }
+  grid
+}
+
+grid_row <- function(args) {
+  t0 <- proc.time()[["elapsed"]]
+  fit <- tryCatch(suppressWarnings(do.call(fine_tune, args)), error = function(e) e)
+  seconds <- proc.time()[["elapsed"]] - t0
+  if (inherits(fit, "error")) {
+    return(tibble::tibble(accuracy = NA_real_, precision = NA_real_, recall = NA_real_,
+                          f1 = NA_real_, loss = NA_real_, best_epoch = NA_integer_,
+                          seconds = seconds, history = list(NULL),
+                          .notes = cli::ansi_strip(conditionMessage(fit))))
+  }
+  h <- fit$history
+  best <- h[h$epoch == fit$best_epoch & h$split == "val", ]
+  unlink(fit$weights)
+  tibble::tibble(accuracy = best$accuracy, precision = best$precision, recall = best$recall,
+                 f1 = best$f1, loss = best$loss, best_epoch = fit$best_epoch, seconds = seconds,
+                 history = list(h), .notes = NA_character_)
+}
+
+#' Pick the best combination of a grid search
+#'
+#' @param x A `tv_grid` from [tune_grid()].
+#' @param metric The validation metric to maximise (`"loss"` is minimised).
+#' @param ... Unused.
+#' @return The grid columns of the best row, as a one-row tibble (ties: the
+#'   first row), ready for `do.call(fine_tune, c(list(images), best))`.
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' res <- tune_grid(imgs, grid = list(learning_rate = c(0.01, 0.001)), epochs = 2,
+#'                  train_layers = "head")
+#' select_best(res, "f1")
+select_best <- function(x, ...) UseMethod("select_best")
+
+#' @rdname select_best
+#' @export
+select_best.tv_grid <- function(x, metric = c("accuracy", "f1", "precision", "recall", "loss"), ...) {
+  metric <- rlang::arg_match(metric)
+  score <- if (metric == "loss") -x[[metric]] else x[[metric]]
+  if (all(is.na(score))) {
+    tv_abort("No combination has a {metric}: every one failed (see {.field .notes}).", class = "grid_failed")
+  }
+  best <- which.max(score)
+  tibble::as_tibble(x[best, grid_columns(x), drop = FALSE])
+}
+
+grid_columns <- function(x) {
+  setdiff(names(x), c("accuracy", "precision", "recall", "f1", "loss", "best_epoch",
+                      "seconds", "history", ".notes"))
+}
+
+#' Plot a grid search
+#'
+#' Validation accuracy and F1 against each hyperparameter of the grid.
+#'
+#' @param object A `tv_grid`.
+#' @param ... Unused.
+#' @return A ggplot.
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' res <- tune_grid(imgs, grid = list(learning_rate = c(0.01, 0.001)), epochs = 2,
+#'                  train_layers = "head")
+#' ggplot2::autoplot(res)
+autoplot.tv_grid <- function(object, ...) {
+  params <- grid_columns(object)
+  long <- do.call(rbind, lapply(params, function(p) {
+    rbind(
+      data.frame(parameter = p, value = format(object[[p]]), metric = "accuracy", estimate = object$accuracy),
+      data.frame(parameter = p, value = format(object[[p]]), metric = "f1", estimate = object$f1)
+    )
+  }))
+  ggplot2::ggplot(long, ggplot2::aes(.data$value, .data$estimate, colour = .data$metric)) +
+    ggplot2::geom_point(position = ggplot2::position_dodge(width = 0.3), size = 2, na.rm = TRUE) +
+    ggplot2::facet_wrap(~parameter, scales = "free_x") +
+    ggplot2::labs(x = NULL, y = "Validation (best epoch)", colour = NULL) +
+    ggplot2::theme_minimal()
+}

@@ -1,0 +1,45 @@
+test_that("tune_grid() gives one row per combination and records failures", {
+  skip_if_no_engine()
+  imgs <- separable_images()
+  grid <- list(learning_rate = c(0.01, 0.001), batch_size = c(8, 0))
+  expect_warning(
+    res <- tune_grid(imgs, grid = grid, epochs = 2, image_size = 64, train_layers = "head"),
+    class = "tidyvision_warning_grid_failed"
+  )
+  expect_s3_class(res, "tv_grid")
+  expect_equal(nrow(res), 4)
+  expect_named(res, c("learning_rate", "batch_size", "accuracy", "precision", "recall", "f1",
+                      "loss", "best_epoch", "seconds", "history", ".notes"))
+  ok <- res$batch_size == 8
+  expect_true(all(is.na(res$.notes[ok])))
+  expect_match(res$.notes[!ok], "batch_size")
+  expect_true(all(is.na(res$accuracy[!ok])))
+  expect_true(all(res$accuracy[ok] > 0.5))
+  expect_equal(nrow(res$history[[1]]), 4)
+  expect_true(all(res$best_epoch[ok] %in% 1:2))
+  expect_s3_class(autoplot(res), "ggplot")
+  # the same combination alone gives the same numbers: shared work changes nothing
+  alone <- fine_tune(imgs, epochs = 2, image_size = 64, train_layers = "head",
+                     learning_rate = 0.01, batch_size = 8)
+  expect_equal(res$accuracy[1], max(history(alone)$accuracy[history(alone)$split == "val"]))
+})
+
+test_that("select_best() picks the right row", {
+  res <- structure(tibble::tibble(
+    learning_rate = c(0.1, 0.01, 0.001), accuracy = c(0.7, 0.9, 0.9), precision = 0.5,
+    recall = 0.5, f1 = c(0.8, 0.6, 0.7), loss = c(0.2, 0.5, 0.1), best_epoch = 1L,
+    seconds = 1, history = list(NULL), .notes = NA_character_
+  ), class = c("tv_grid", "tbl_df", "tbl", "data.frame"))
+  expect_equal(select_best(res)$learning_rate, 0.01)
+  expect_equal(select_best(res, "f1")$learning_rate, 0.1)
+  expect_equal(select_best(res, "loss")$learning_rate, 0.001)
+  expect_named(select_best(res), "learning_rate")
+})
+
+test_that("bad grids are classed errors", {
+  imgs <- tibble::tibble(path = "a.jpg", label = "x", split = "train")
+  expect_error(tune_grid(imgs, grid = list(learning_rat = 0.1)), class = "tidyvision_error_bad_argument")
+  expect_error(tune_grid(imgs, grid = list(momentum = 0.9), momentum = 0.5),
+               class = "tidyvision_error_bad_argument")
+  expect_error(tune_grid(imgs, grid = 3), class = "tidyvision_error_bad_argument")
+})
