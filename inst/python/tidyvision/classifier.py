@@ -73,11 +73,6 @@ def eval_loader(mode, size):
     return lambda im: transforms.to_tensor_u8(transforms.resize_image(im, mode, size))
 
 
-def decode_min_side(mode, size):
-    """JPEG draft size that loses nothing for this resize mode."""
-    return None if mode == "crop" else transforms.rescale_side(size)
-
-
 def forward_probs(model, x_u8, device, precision, batch_size=64):
     """Softmax probabilities (float32 numpy) for a uint8 NCHW tensor."""
     import torch
@@ -99,7 +94,7 @@ def predict(paths, weights_path, backbone, n_classes, resize="rescale_crop", ima
     device = config.resolve_device(device)
     precision = config.resolve_precision(precision, device)
     model = load_model(weights_path, backbone, n_classes, device)
-    loader, min_side = eval_loader(resize, int(image_size)), decode_min_side(resize, int(image_size))
+    loader, min_side = eval_loader(resize, int(image_size)), transforms.decode_min_side(resize, int(image_size))
     paths = list(paths)
     probs = np.full((len(paths), int(n_classes)), np.nan, dtype=np.float32)
     problems = [None] * len(paths)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import config, transforms
-from .classifier import build_classifier, decode_min_side, eval_loader, save_weights
+from .classifier import build_classifier, eval_loader, save_weights
 from .errors import check
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def _decode(train_paths, val_paths, cfg):
 
 def _decode_now(train_paths, val_paths, cfg):
     size = cfg.image_size
-    fixed, min_side = eval_loader(cfg.resize, size), decode_min_side(cfg.resize, size)
+    fixed, min_side = eval_loader(cfg.resize, size), transforms.decode_min_side(cfg.resize, size)
     if cfg.train_layers == "all" and cfg.augment:
         train = Loaded(train_paths, lambda im: transforms.to_tensor_u8(transforms.train_base(im, size)),
                        transforms.rescale_side(size))

@@ -99,3 +99,96 @@ def write_copy(src, dst, kind):
     else:
         raise ValueError(kind)
     return os.fspath(dst)
+
+
+# Data preparation (issue 5) ------------------------------------------------
+# Builders for find_duplicates()' benchmark; the tests use write_copy().
+
+def _bench_copy(args):
+    src, dst, seed, long_side = args
+    rng = np.random.default_rng(seed)
+    im = Image.open(src).convert("RGB")
+    w, h = im.size
+    # Up to 4% off each border, a +-10% tint per channel, a new size and quality.
+    fx, fy = rng.uniform(0, 0.04, 2), rng.uniform(0, 0.04, 2)
+    im = im.crop((round(w * fx[0]), round(h * fy[0]), round(w * (1 - fx[1])), round(h * (1 - fy[1]))))
+    arr = np.asarray(im, dtype=np.float32) * rng.uniform(0.9, 1.1, 3)
+    im = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    scale = long_side * rng.uniform(0.75, 1.0) / max(im.size)
+    im = im.resize((max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale))), Image.BILINEAR)
+    im.save(dst, "JPEG", quality=int(rng.integers(75, 96)))
+    return dst
+
+
+def make_bench_copies(sources, root, n, seed=1, long_side=800, workers=None):
+    """``n`` JPEG near-copies of ``sources`` (copy i from source i % len):
+    randomly cropped, tinted, resized and re-encoded so no two hash alike."""
+    from .images import parallel_map
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    sources = list(sources)
+    jobs = [(sources[i % len(sources)], str(root / f"img{i:05d}.jpg"), seed * 1_000_003 + i, long_side)
+            for i in range(int(n))]
+    return parallel_map(_bench_copy, jobs, workers)
+
+
+# Faces (issue 8) -------------------------------------------------------------
+# Test cases made from the shipped face photos (inst/extdata/faces).
+
+def exif_rotated_copy(src, dst):
+    """``src`` stored turned by 90 degrees with EXIF orientation 6, so that it
+    is displayed exactly as ``src``."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.open(src).convert("RGB").transpose(Image.ROTATE_90).save(dst, exif=exif, quality=95)
+    return os.fspath(dst)
+
+
+def face_variants(src, root):
+    """Augmented copies of one photo: mirrored, brighter, darker, and turned
+    by 8 degrees then cropped by 4% per side. Returns their paths."""
+    from PIL import ImageEnhance, ImageOps
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    im = Image.open(src).convert("RGB")
+    w, h = im.size
+    turned = im.rotate(8, resample=Image.BICUBIC, fillcolor=(128, 128, 128))
+    variants = {
+        "mirrored": ImageOps.mirror(im),
+        "brighter": ImageEnhance.Brightness(im).enhance(1.15),
+        "darker": ImageEnhance.Brightness(im).enhance(0.85),
+        "turned": turned.crop((round(w * .04), round(h * .04), round(w * .96), round(h * .96))),
+    }
+    stem = Path(src).stem
+    paths = []
+    for name, variant in variants.items():
+        path = root / f"{stem}_{name}.jpg"
+        variant.save(path, quality=92)
+        paths.append(str(path))
+    return paths
+
+
+def face_crowd(sources, boxes, dst, face_width=44, gap=24, height=None):
+    """A row of small faces: each source photo scaled so that its face (the
+    box ``[xmin, ymin, xmax, ymax]``) is ``face_width`` px wide, cut out with
+    some context and pasted side by side on grey. Returns the faces' boxes
+    in the new image."""
+    pieces, placed, x = [], [], gap
+    for src, (x0, y0, x1, y1) in zip(sources, boxes):
+        im = Image.open(src).convert("RGB")
+        pad = 0.8 * (x1 - x0)
+        left, top = max(0, x0 - pad), max(0, y0 - pad)
+        piece = im.crop((round(left), round(top), round(min(im.width, x1 + pad)),
+                         round(min(im.height, y1 + pad))))
+        scale = face_width / (x1 - x0)
+        piece = piece.resize((round(piece.width * scale), round(piece.height * scale)), Image.LANCZOS)
+        pieces.append((piece, x))
+        placed.append([x + (x0 - left) * scale, gap + (y0 - top) * scale,
+                       x + (x1 - left) * scale, gap + (y1 - top) * scale])
+        x += piece.width + gap
+    height = height or max(p.height for p, _ in pieces) + 2 * gap
+    canvas = Image.new("RGB", (x, height), (128, 132, 136))
+    for piece, left in pieces:
+        canvas.paste(piece, (left, gap))
+    canvas.save(dst, quality=92)
+    return placed

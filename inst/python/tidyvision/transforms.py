@@ -60,6 +60,11 @@ def resize_image(im, mode, size):
     return canvas
 
 
+def decode_min_side(mode, size):
+    """JPEG draft size that loses nothing for this resize mode."""
+    return None if mode == "crop" else rescale_side(size)
+
+
 def train_base(im, size):
     """What random crops are drawn from: the shorter side at size * 256 / 224."""
     return _scale_short_side(im, rescale_side(size))
@@ -140,9 +145,10 @@ def normalize(batch_u8, device="cpu"):
 # For plots --------------------------------------------------------------
 
 def resize_examples(path, size=224):
-    """Each resize mode applied to one image: mode -> (size, size, 3) uint8."""
-    im = images.load_rgb(path)
-    return {mode: np.asarray(resize_image(im, mode, size)) for mode in RESIZE_MODES}
+    """Each resize mode applied to one image, decoded as prediction decodes it:
+    mode -> (size, size, 3) uint8."""
+    return {mode: np.asarray(resize_image(images.load_rgb(path, decode_min_side(mode, size)), mode, size))
+            for mode in RESIZE_MODES}
 
 
 def augment_examples(path, n=8, size=224, seed=1):

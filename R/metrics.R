@@ -1,0 +1,436 @@
+#' Accuracy, precision, recall and F1 with bootstrap intervals
+#'
+#' Validation sets in social science are small, so every metric comes with a
+#' bootstrap percentile interval. Follows yardstick's layers:
+#' `image_metrics()` takes a data frame and column names (tidy evaluation),
+#' `image_metrics_vec()` takes the two vectors.
+#'
+#' **Classes.** `truth` and `estimate` may be factors, characters or
+#' logicals; their classes are the union of both, in the order of `truth`'s
+#' factor levels (characters: alphabetical; logicals: `TRUE` then `FALSE`),
+#' then any class only `estimate` has.
+#'
+#' **Two classes** (`.estimator` `"binary"`): precision, recall and F1 are
+#' about the *event*, the first class, as in yardstick; `event_level =
+#' "second"` makes it the second. For logical columns (such as those of
+#' [binarize_scores()]) the event is therefore `TRUE`.
+#'
+#' **More classes**: `accuracy` (`.estimator` `"multiclass"`); for each of
+#' precision, recall and F1 a `"macro"` row (the unweighted mean over
+#' classes) followed by one `"per_class"` row per class (that class against
+#' the rest). These rows name their class in an extra `.class` column (`NA`
+#' on the accuracy and macro rows); binary output has no `.class` column.
+#'
+#' **Undefined metrics.** Precision is undefined for a class never predicted,
+#' recall for a class that never occurs, and F1 when either is; they are `NA`
+#' with a classed warning (`tidyvision_warning_undefined_metric`), and, as in
+#' yardstick, macro averages leave those classes out.
+#'
+#' **Intervals.** Percentile intervals from `times` bootstrap resamples of
+#' the rows. Every metric here depends only on the confusion counts, so a
+#' resample is drawn as multinomial counts over the confusion cells (the
+#' same distribution as resampling rows, at a fraction of the cost).
+#' Resamples in which a metric is undefined are left out of its interval.
+#' A percentile interval can't reach past what the sample shows: when every
+#' prediction is right it is `[1, 1]`, so with perfect or near-perfect scores
+#' on few images prefer an exact interval such as
+#' `binom.test(n_right, n)$conf.int` for the accuracy.
+#' The seed is applied locally: the global random number generator is left
+#' untouched, and the same data give the same intervals.
+#'
+#' **Groups.** On a grouped data frame (`dplyr::group_by()`, e.g. by gender
+#' or by source) each group gets its own set of rows, with the group
+#' columns first: the check that a classifier works as well for every group.
+#'
+#' @param data A data frame, e.g. from `augment()` on a classifier; may be
+#'   grouped with `dplyr::group_by()`.
+#' @param truth,estimate The true and predicted class: bare column names of
+#'   `data` in `image_metrics()`, vectors of equal length in
+#'   `image_metrics_vec()`.
+#' @param ... Must be empty.
+#' @param event_level With two classes, `"first"` or `"second"`: which class
+#'   is the event that precision, recall and F1 are about.
+#' @param conf_level Level of the intervals.
+#' @param times Bootstrap resamples; `0` skips the intervals (`NA`).
+#' @param seed Random seed of the resamples.
+#' @param na_rm Drop rows where `truth` or `estimate` is missing (e.g.
+#'   images that couldn't be read); with `FALSE` any missing value makes
+#'   every metric `NA`.
+#' @return A tibble with `.metric` (`"accuracy"`, `"precision"`, `"recall"`,
+#'   `"f1"`), `.estimator`, `.estimate`, `.lower`, `.upper`, plus `.class`
+#'   with more than two classes, and group columns first for grouped data.
+#' @seealso [confusion()] for the counts behind the numbers, [plot_errors()]
+#'   to look at the mistakes.
+#' @export
+#' @examples
+#' # The book's Table 6.1: a protest classifier on 815 validation images
+#' val <- data.frame(
+#'   truth = rep(c("protest", "protest", "no", "no"), c(374, 48, 72, 321)),
+#'   predicted = rep(c("protest", "no", "protest", "no"), c(374, 48, 72, 321))
+#' )
+#' val$truth <- factor(val$truth, levels = c("protest", "no"))
+#' image_metrics(val, truth, predicted)
+#'
+#' # By group, three classes
+#' set.seed(2)
+#' votes <- data.frame(
+#'   source = rep(c("press", "social"), each = 60),
+#'   truth = sample(c("crowd", "police", "fire"), 120, replace = TRUE)
+#' )
+#' votes$predicted <- ifelse(runif(120) < 0.7, votes$truth, "crowd")
+#' image_metrics(dplyr::group_by(votes, source), truth, predicted, times = 500)
+image_metrics <- function(data, ...) UseMethod("image_metrics")
+
+#' @rdname image_metrics
+#' @export
+image_metrics.data.frame <- function(data, truth, estimate, ..., event_level = "first",
+                                     conf_level = 0.95, times = 2000, seed = 1,
+                                     na_rm = TRUE) {
+  rlang::check_dots_empty()
+  cols <- metric_columns(data, rlang::enquo(truth), rlang::enquo(estimate))
+  x <- as_class_pair(data[[cols$truth]], data[[cols$estimate]])
+  by_group(data, function(rows) {
+    image_metrics_vec(x$truth[rows], x$estimate[rows], event_level = event_level,
+                      conf_level = conf_level, times = times, seed = seed, na_rm = na_rm)
+  })
+}
+
+#' @rdname image_metrics
+#' @export
+image_metrics_vec <- function(truth, estimate, event_level = "first", conf_level = 0.95,
+                              times = 2000, seed = 1, na_rm = TRUE) {
+  call <- caller_env()
+  event_level <- rlang::arg_match(event_level, c("first", "second"), error_call = call)
+  check_conf_level(conf_level, call)
+  check_times(times, call)
+  check_seed(seed, call = call)
+  check_flag(na_rm, call = call)
+  x <- as_class_pair(truth, estimate, call = call)
+  layout <- metric_layout(levels(x$truth), event_level)
+  complete <- !is.na(x$truth) & !is.na(x$estimate)
+  if (!na_rm && !all(complete) || !any(complete)) return(metric_rows(layout, NA_real_))
+  k <- nlevels(x$truth)
+  counts <- cell_counts(x$truth[complete], x$estimate[complete], k)
+  stats <- metric_stats(matrix(counts), layout)
+  warn_undefined(layout, stats)
+  out <- metric_rows(layout, stats)
+  if (times > 0) {
+    boot <- withr::with_seed(seed, stats::rmultinom(times, sum(counts), counts))
+    out[c(".lower", ".upper")] <- percentile_interval(metric_stats(boot, layout), conf_level)
+  }
+  out
+}
+
+# truth and estimate as factors over the union of their classes.
+as_class_pair <- function(truth, estimate, call = caller_env()) {
+  check_class_vector(truth, "truth", call)
+  check_class_vector(estimate, "estimate", call)
+  if (length(truth) != length(estimate)) {
+    tv_abort("{.arg truth} and {.arg estimate} must have the same length, not {length(truth)} and {length(estimate)}.",
+             class = "bad_argument", call = call)
+  }
+  lv <- union(class_levels_of(truth), class_levels_of(estimate))
+  if (length(lv) < 2) {
+    tv_abort(c("{.arg truth} and {.arg estimate} have {length(lv)} class{?es} ({.val {lv}}); metrics need at least two.",
+               i = "To keep a class that no row has, make {.arg truth} a factor with it among its levels."),
+             class = "one_class", call = call)
+  }
+  list(truth = factor(as.character(truth), levels = lv),
+       estimate = factor(as.character(estimate), levels = lv))
+}
+
+class_levels_of <- function(x) {
+  if (is.factor(x)) return(levels(x))
+  if (is.logical(x)) return(c("TRUE", "FALSE"))
+  sort(unique(x[!is.na(x)]))
+}
+
+check_class_vector <- function(x, arg, call) {
+  if (!(is.factor(x) || is.character(x) || is.logical(x))) {
+    tv_abort(c("{.arg {arg}} must hold classes (a factor, character or logical), not {.obj_type_friendly {x}}.",
+               i = "Turn codes into classes first, e.g. {.code factor(x, levels = c(1, 0), labels = c(\"yes\", \"no\"))}."),
+             class = "bad_argument", call = call)
+  }
+}
+
+# Counts of each (truth, estimate) cell, truth-major: cell (t - 1) * k + e.
+cell_counts <- function(truth, estimate, k) {
+  tabulate((as.integer(truth) - 1L) * k + as.integer(estimate), nbins = k * k)
+}
+
+# Which statistic each output row holds.
+metric_layout <- function(classes, event_level) {
+  k <- length(classes)
+  if (k == 2) {
+    event <- if (event_level == "first") 1L else 2L
+    return(tibble::tibble(.metric = c("accuracy", "precision", "recall", "f1"),
+                          .estimator = "binary", .class = c(NA, classes[event], classes[event], classes[event]),
+                          .k = c(NA, event, event, event)))
+  }
+  per_metric <- function(m) {
+    tibble::tibble(.metric = m, .estimator = c("macro", rep("per_class", k)),
+                   .class = c(NA, classes), .k = c(NA, seq_len(k)))
+  }
+  dplyr::bind_rows(
+    tibble::tibble(.metric = "accuracy", .estimator = "multiclass", .class = NA_character_, .k = NA_integer_),
+    per_metric("precision"), per_metric("recall"), per_metric("f1")
+  )
+}
+
+# One row per layout row, one column per column of `counts` (a k^2 x B
+# matrix of confusion counts: the data, or B bootstrap resamples).
+metric_stats <- function(counts, layout) {
+  k <- as.integer(round(sqrt(nrow(counts))))
+  tp <- counts[(seq_len(k) - 1L) * k + seq_len(k), , drop = FALSE]
+  predicted <- rowsum(counts, rep(seq_len(k), times = k))
+  actual <- rowsum(counts, rep(seq_len(k), each = k))
+  per_class <- list(
+    precision = undefined_na(tp / predicted),
+    recall = undefined_na(tp / actual),
+    f1 = undefined_na(2 * tp / (predicted + actual))
+  )
+  per_class$f1[is.na(per_class$precision) | is.na(per_class$recall)] <- NA
+  accuracy <- colSums(tp) / colSums(counts)
+  out <- matrix(NA_real_, nrow(layout), ncol(counts))
+  for (i in seq_len(nrow(layout))) {
+    m <- layout$.metric[i]
+    out[i, ] <- if (m == "accuracy") accuracy
+      else if (layout$.estimator[i] == "macro") undefined_na(colMeans(per_class[[m]], na.rm = TRUE))
+      else per_class[[m]][layout$.k[i], ]
+  }
+  out
+}
+
+undefined_na <- function(x) {
+  x[is.nan(x)] <- NA
+  x
+}
+
+metric_rows <- function(layout, estimate) {
+  out <- tibble::tibble(.metric = layout$.metric, .estimator = layout$.estimator,
+                        .estimate = as.vector(estimate), .lower = NA_real_, .upper = NA_real_)
+  if (!identical(unique(layout$.estimator), "binary")) out$.class <- layout$.class
+  out
+}
+
+percentile_interval <- function(boot, conf_level) {
+  probs <- c((1 - conf_level) / 2, (1 + conf_level) / 2)
+  bounds <- t(apply(boot, 1, function(x) {
+    if (all(is.na(x))) return(c(NA_real_, NA_real_))
+    stats::quantile(x, probs, na.rm = TRUE, names = FALSE)
+  }))
+  list(bounds[, 1], bounds[, 2])
+}
+
+warn_undefined <- function(layout, stats) {
+  bad <- is.na(stats[, 1]) & layout$.metric %in% c("precision", "recall") & !is.na(layout$.k)
+  if (!any(bad)) return(invisible())
+  why <- ifelse(layout$.metric[bad] == "precision", "never predicted", "never true")
+  tv_warn(c("Some metrics are undefined and are {.code NA}:",
+            bullets_of(sprintf("%s of %s: the class is %s.", layout$.metric[bad],
+                               layout$.class[bad], why)),
+            i = if (!all(layout$.estimator == "binary")) "Macro averages leave those classes out."),
+          class = "undefined_metric")
+}
+
+check_conf_level <- function(x, call) {
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x <= 0 || x >= 1) {
+    tv_abort("{.arg conf_level} must be a number between 0 and 1, such as 0.95, not {.obj_type_friendly {x}}.",
+             class = "bad_argument", call = call)
+  }
+}
+
+check_times <- function(x, call) {
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < 0 || x != round(x)) {
+    tv_abort("{.arg times} must be a whole number of resamples (0 for no intervals), not {.obj_type_friendly {x}}.",
+             class = "bad_argument", call = call)
+  }
+}
+
+# The truth and estimate column names, each exactly one column.
+metric_columns <- function(data, truth, estimate, call = caller_env()) {
+  if (!is.data.frame(data)) {
+    tv_abort("{.arg data} must be a data frame, not {.obj_type_friendly {data}}.",
+             class = "bad_argument", call = call)
+  }
+  list(truth = one_column(data, truth, "truth", call),
+       estimate = one_column(data, estimate, "estimate", call))
+}
+
+one_column <- function(data, quo, arg, call) {
+  if (rlang::quo_is_missing(quo)) {
+    tv_abort("{.arg {arg}} is missing: name the column that holds it.",
+             class = "missing_column", call = call)
+  }
+  col <- select_columns(data, quo, arg, max = 1, call = call)
+  if (length(col) == 0) {
+    tv_abort("{.arg {arg}} must name one column of the data.", class = "missing_column", call = call)
+  }
+  col
+}
+
+# fun(rows) for each group of `data`, group columns first.
+by_group <- function(data, fun) {
+  if (!dplyr::is_grouped_df(data)) return(fun(seq_len(nrow(data))))
+  keys <- dplyr::group_keys(data)
+  rows <- dplyr::group_rows(data)
+  dplyr::bind_rows(lapply(seq_along(rows), function(i) {
+    res <- fun(rows[[i]])
+    dplyr::bind_cols(keys[rep(i, nrow(res)), ], res)
+  }))
+}
+
+#' Confusion matrix as a tidy tibble
+#'
+#' Counts of every combination of true and predicted class, zeros
+#' included, so the table has `k * k` rows for `k` classes (per group, for a
+#' grouped data frame). `autoplot()` draws it as a heatmap with the counts
+#' printed, shaded by the share of each true class (so rows are comparable
+#' when classes are unbalanced).
+#'
+#' Classes follow [image_metrics()]: the union of `truth` and `estimate`,
+#' in the order of `truth`'s levels. Rows where either is missing are left
+#' out.
+#'
+#' @inheritParams image_metrics
+#' @param truth,estimate Columns of `data` (bare names) with the true and
+#'   predicted class.
+#' @return A `tv_confusion` tibble with the group columns (if any), then
+#'   `truth`, `prediction` (factors with every class as a level) and `n`.
+#' @export
+#' @examples
+#' val <- data.frame(
+#'   truth = c("cat", "cat", "dog", "dog", "dog", "bird"),
+#'   predicted = c("cat", "dog", "dog", "dog", "cat", "bird")
+#' )
+#' cm <- confusion(val, truth, predicted)
+#' cm
+#' ggplot2::autoplot(cm)
+confusion <- function(data, truth, estimate) {
+  cols <- metric_columns(data, rlang::enquo(truth), rlang::enquo(estimate))
+  x <- as_class_pair(data[[cols$truth]], data[[cols$estimate]])
+  classes <- levels(x$truth)
+  k <- length(classes)
+  out <- by_group(data, function(rows) {
+    ok <- rows[!is.na(x$truth[rows]) & !is.na(x$estimate[rows])]
+    tibble::tibble(truth = factor(rep(classes, each = k), levels = classes),
+                   prediction = factor(rep(classes, times = k), levels = classes),
+                   n = cell_counts(x$truth[ok], x$estimate[ok], k))
+  })
+  tibble::new_tibble(out, class = "tv_confusion")
+}
+
+#' @rdname confusion
+#' @param object A `tv_confusion` from `confusion()`.
+#' @export
+autoplot.tv_confusion <- function(object, ...) {
+  d <- tibble::as_tibble(object)
+  groups <- setdiff(names(d), c("truth", "prediction", "n"))
+  row_total <- stats::ave(d$n, d[c(groups, "truth")], FUN = sum)
+  d$share <- ifelse(row_total > 0, d$n / row_total, 0)
+  p <- ggplot2::ggplot(d, ggplot2::aes(.data$prediction, .data$truth, fill = .data$share)) +
+    ggplot2::geom_tile(colour = "white") +
+    ggplot2::geom_text(ggplot2::aes(label = .data$n, colour = .data$share > 0.5)) +
+    ggplot2::scale_fill_gradient(low = "grey96", high = "#2c7fb8", limits = c(0, 1),
+                                 name = "Share of\ntrue class") +
+    ggplot2::scale_colour_manual(values = c(`FALSE` = "black", `TRUE` = "white"), guide = "none") +
+    ggplot2::scale_y_discrete(limits = rev) +
+    ggplot2::labs(x = "Predicted", y = "Truth") +
+    ggplot2::theme_minimal() +
+    ggplot2::theme(panel.grid = ggplot2::element_blank())
+  if (length(groups)) p <- p + ggplot2::facet_wrap(ggplot2::vars(!!!rlang::syms(groups)))
+  p
+}
+
+#' The misclassified images, most confident mistakes first
+#'
+#' Looking at what a classifier gets wrong is the quickest way to find
+#' mislabelled images, ambiguous classes and shortcuts the model learned
+#' (step 9 of the book). Each misclassified image is shown with its file
+#' name, true class, predicted class and the predicted class's probability
+#' (the `.pred_<class>` column, as [augment()][augment.tv_classifier]
+#' adds). Mistakes are ordered by that probability, highest first (fastai's
+#' "top losses"); without probability columns they keep the row order.
+#'
+#' With no mistakes the result is an empty plot that says so.
+#'
+#' @inheritParams image_metrics
+#' @param estimate The column with the predicted class.
+#' @param n The number of mistakes to show.
+#' @param path The column with the image paths.
+#' @param size Thumbnail size in pixels (longer side).
+#' @param ncol Images per row; by default up to 4.
+#' @return A ggplot. Its `data` holds the mistakes shown, in order: `path`,
+#'   `truth`, `prediction`, `probability`, and `.panel`.
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' # With a classifier: val <- augment(fit, imgs[imgs$split == "val", ])
+#' # Here, made-up predictions in the same shape:
+#' set.seed(1)
+#' val <- imgs[sample(nrow(imgs), 30), ]
+#' val$.pred_animals <- ifelse(val$label == "animals", 0.7, 0.2) + runif(30, -0.2, 0.25)
+#' val$.pred_buildings <- (1 - val$.pred_animals) / 2
+#' val$.pred_tools <- (1 - val$.pred_animals) / 2
+#' val$.pred_class <- ifelse(val$.pred_animals > 0.5, "animals", "tools")
+#' plot_errors(val, label, n = 8)
+plot_errors <- function(data, truth, estimate = .pred_class, ..., n = 12, path = path,
+                        size = 128, ncol = NULL) {
+  rlang::check_dots_empty()
+  cols <- metric_columns(data, rlang::enquo(truth), rlang::enquo(estimate))
+  path_col <- one_column(data, rlang::enquo(path), "path", caller_env())
+  check_count(n)
+  check_count(size)
+  errors <- ranked_errors(data, cols, path_col)
+  if (nrow(errors) == 0) return(no_errors_plot(sum(!is.na(data[[cols$truth]]))))
+  shown <- errors[seq_len(min(n, nrow(errors))), ]
+  ncol <- ncol %||% min(nrow(shown), 4)
+  check_count(ncol)
+  error_gallery(shown, read_thumbnails(shown$path, as.integer(size)), ncol, nrow(errors))
+}
+
+# Misclassified rows, the most confident first.
+ranked_errors <- function(data, cols, path_col) {
+  truth <- as.character(data[[cols$truth]])
+  prediction <- as.character(data[[cols$estimate]])
+  wrong <- which(!is.na(truth) & !is.na(prediction) & truth != prediction)
+  prob_cols <- paste0(".pred_", prediction[wrong])
+  probability <- rep(NA_real_, length(wrong))
+  for (col in intersect(unique(prob_cols), names(data))) {
+    probability[prob_cols == col] <- data[[col]][wrong[prob_cols == col]]
+  }
+  errors <- tibble::tibble(path = as.character(data[[path_col]][wrong]), truth = truth[wrong],
+                           prediction = prediction[wrong], probability = probability)
+  errors[order(-errors$probability, na.last = TRUE), ]
+}
+
+error_gallery <- function(shown, thumbs, ncol, total) {
+  shown$.panel <- factor(seq_len(nrow(shown)))
+  prob <- ifelse(is.na(shown$probability), "", sprintf(" (%.2f)", shown$probability))
+  captions <- sprintf("%s\ntruth: %s\npredicted: %s%s", truncate_name(basename(shown$path), 24),
+                      shown$truth, shown$prediction, prob)
+  missing <- shown[vapply(thumbs, is.null, logical(1)), ]
+  p <- ggplot2::ggplot(shown, ggplot2::aes(x = 0.5, y = 0.5)) + ggplot2::geom_blank()
+  # Facetted layers with no rows fail to draw in ggplot2 3.4.
+  if (nrow(missing) > 0) {
+    p <- p + ggplot2::geom_tile(data = missing, width = 0.94, height = 0.94, fill = "grey80") +
+      ggplot2::geom_text(data = missing, label = "can't read", size = 3, colour = "grey30")
+  }
+  for (i in seq_along(thumbs)) {
+    p <- p + fitted_raster(thumbs[[i]], tibble::tibble(.panel = shown$.panel[i], x = 0.5, y = 0.5))
+  }
+  p + ggplot2::facet_wrap(ggplot2::vars(.data$.panel), ncol = ncol,
+                          labeller = ggplot2::as_labeller(rlang::set_names(captions, shown$.panel))) +
+    ggplot2::coord_fixed(xlim = c(0, 1), ylim = c(0, 1), expand = FALSE) +
+    ggplot2::labs(title = sprintf("%d of %d misclassified images, most confident first", nrow(shown), total)) +
+    ggplot2::theme_void() +
+    ggplot2::theme(strip.text = ggplot2::element_text(size = 8, hjust = 0, margin = ggplot2::margin(4, 0, 4, 0)))
+}
+
+no_errors_plot <- function(n) {
+  empty <- tibble::tibble(path = character(), truth = character(), prediction = character(),
+                          probability = double(), .panel = factor())
+  ggplot2::ggplot(empty) +
+    ggplot2::annotate("text", x = 0, y = 0, label = sprintf("No misclassified images: all %d predictions are right.", n)) +
+    ggplot2::theme_void()
+}

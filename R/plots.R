@@ -1,0 +1,208 @@
+#' A grid of image thumbnails
+#'
+#' Look at the data before modelling it: a sample of images per class (or
+#' per any column), one panel per class, so mislabelled, duplicated or
+#' off-topic images show up. Each image is captioned with its file name;
+#' unreadable images appear as grey tiles.
+#'
+#' @param images A tibble from [image_files()] or a character vector of
+#'   paths.
+#' @param n Images to show per panel (per value of `by`).
+#' @param by A column (tidyselect) to make one panel per value of; `label`
+#'   by default when there is one, `NULL` for a single panel.
+#' @param size Thumbnail size in pixels (longer side).
+#' @param ncol Thumbnails per row within a panel; by default up to 8.
+#' @param seed Random seed for which images are shown when a panel has more
+#'   than `n`; they are shown in input order.
+#' @return A ggplot.
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' plot_images(imgs, n = 6)
+plot_images <- function(images, n = 8, by = label, size = 128, ncol = NULL, seed = 1) {
+  check_count(n)
+  check_count(size)
+  check_seed(seed)
+  if (!is.data.frame(images)) images <- tibble::tibble(path = image_paths(images))
+  paths <- image_paths(images)
+  by_quo <- rlang::enquo(by)
+  if (rlang::quo_is_symbol(by_quo, name = "label") && !"label" %in% names(images)) {
+    by_quo <- rlang::quo(NULL)
+  }
+  by_col <- select_columns(images, by_quo, "by", max = 1)
+  panel <- if (length(by_col)) as.character(images[[by_col]]) else rep("", length(paths))
+  panel[is.na(panel)] <- "NA"
+  rows <- withr::with_seed(seed, unlist(lapply(split(seq_along(paths), panel), function(r) {
+    if (length(r) > n) sort(r[sample.int(length(r), n)]) else r
+  })))
+  if (length(rows) == 0) {
+    tv_abort("{.arg images} has no images to plot.", class = "no_images")
+  }
+  ncol <- ncol %||% min(n, 8, max(table(panel[rows])))
+  check_count(ncol)
+  cells <- thumbnail_cells(paths[rows], panel[rows], ncol)
+  thumbs <- read_thumbnails(paths[rows], as.integer(size))
+  thumbnail_grid(cells, thumbs, ncol, facet = length(by_col) > 0)
+}
+
+thumbnail_grid <- function(cells, thumbs, ncol, facet) {
+  missing <- cells[vapply(thumbs, is.null, logical(1)), ]
+  p <- ggplot2::ggplot(cells, ggplot2::aes(.data$x, .data$y)) +
+    ggplot2::geom_tile(data = missing, width = 0.94, height = 0.94, fill = "grey80") +
+    ggplot2::geom_text(data = missing, label = "can't read", size = 2.5, colour = "grey30") +
+    ggplot2::geom_text(ggplot2::aes(y = .data$y - 0.5, label = .data$caption), size = 2, vjust = 1)
+  for (i in seq_along(thumbs)) p <- p + fitted_raster(thumbs[[i]], cells[i, ])
+  if (facet) p <- p + ggplot2::facet_wrap(ggplot2::vars(.data$.panel), ncol = 1)
+  p + ggplot2::coord_fixed(xlim = c(0.5, ncol + 0.5), ylim = c(min(cells$y) - 0.75, 0.5),
+                           expand = FALSE) +
+    ggplot2::theme_void() +
+    ggplot2::theme(strip.text = ggplot2::element_text(face = "bold", margin = ggplot2::margin(4, 0, 4, 0)))
+}
+
+# Cell centres: the k-th image of a panel in column (k - 1) %% ncol + 1,
+# rows going down with room for a caption under each image.
+thumbnail_cells <- function(paths, panel, ncol) {
+  k <- stats::ave(seq_along(paths), panel, FUN = seq_along)
+  tibble::tibble(
+    .panel = panel, x = (k - 1) %% ncol + 1, y = -((k - 1) %/% ncol) * 1.25,
+    caption = truncate_name(basename(paths), 18)
+  )
+}
+
+truncate_name <- function(x, width) {
+  long <- nchar(x) > width
+  x[long] <- paste0(substr(x[long], 1, width - 1), "\u2026")
+  x
+}
+
+# A raster drawn in one facet panel only (annotation_raster() draws in
+# every panel), fitted into a box keeping its aspect ratio.
+panel_raster <- function(raster, panel, xmin, xmax, ymin, ymax, interpolate = TRUE) {
+  ggplot2::layer(
+    data = tibble::tibble(.panel = panel), mapping = NULL, geom = ggplot2::GeomRasterAnn,
+    stat = "identity", position = "identity", inherit.aes = FALSE, show.legend = FALSE,
+    params = list(raster = raster, xmin = xmin, xmax = xmax, ymin = ymin, ymax = ymax,
+                  interpolate = interpolate)
+  )
+}
+
+fitted_raster <- function(raster, cell, box = 0.94) {
+  if (is.null(raster)) return(NULL)
+  h <- nrow(raster)
+  w <- ncol(raster)
+  half_w <- box / 2 * min(1, w / h)
+  half_h <- box / 2 * min(1, h / w)
+  panel_raster(raster, cell$.panel, cell$x - half_w, cell$x + half_w,
+               cell$y - half_h, cell$y + half_h)
+}
+
+# One square panel per raster, `size` pixels wide, titled by `titles`.
+square_panels <- function(rasters, titles, size, ncol) {
+  titles <- factor(titles, levels = titles)
+  frame <- tibble::tibble(.panel = rep(titles, each = 2), x = rep(c(0, size), length(titles)),
+                          y = rep(c(0, size), length(titles)))
+  p <- ggplot2::ggplot(frame, ggplot2::aes(.data$x, .data$y)) + ggplot2::geom_blank()
+  for (i in seq_along(rasters)) {
+    r <- rasters[[i]]
+    scale <- size / max(nrow(r), ncol(r))
+    w <- ncol(r) * scale
+    h <- nrow(r) * scale
+    p <- p + panel_raster(r, titles[i], (size - w) / 2, (size + w) / 2, (size - h) / 2,
+                          (size + h) / 2, interpolate = FALSE)
+  }
+  p + ggplot2::facet_wrap(ggplot2::vars(.data$.panel), ncol = ncol) +
+    ggplot2::coord_fixed(xlim = c(0, size), ylim = c(0, size), expand = FALSE) +
+    ggplot2::theme_void() +
+    ggplot2::theme(strip.text = ggplot2::element_text(margin = ggplot2::margin(4, 0, 4, 0)),
+                   panel.spacing = ggplot2::unit(6, "pt"))
+}
+
+array_raster <- function(a) grDevices::as.raster(a / 255)
+
+#' How each resize strategy turns a photo into network input
+#'
+#' The networks take square inputs, so every image is made `size` x `size`
+#' first. This draws the original next to the four strategies of
+#' [fine_tune()]'s `resize` argument, as in the book's Figure 4.2:
+#' `"squish"` (stretch to a square, distorting shapes), `"crop"` (the
+#' central square at the original scale, losing the rest), `"pad"` (fit the
+#' whole image, adding black bars) and `"rescale_crop"` (shorter side to
+#' `size * 256 / 224`, then the central square: the default). The pictures
+#' come from the code [fine_tune()] and [predict()][predict.tv_classifier]
+#' use, so they show exactly what the model sees.
+#'
+#' @param path Path of one image.
+#' @param size Side of the square network input, in pixels
+#'   (`image_size` of [fine_tune()]).
+#' @return A ggplot.
+#' @export
+#' @examplesIf tv_available()
+#' photo <- system.file("extdata", "images", "animals", "giraffe.jpg", package = "tidyvision")
+#' plot_resizing(photo)
+plot_resizing <- function(path, size = 224) {
+  path <- check_image_path(path)
+  check_count(size)
+  modes <- engine_call("transforms.resize_examples", path, size = as.integer(size))
+  original <- read_thumbnails(path, size = 4L * as.integer(size))[[1]]
+  info <- image_info_of(path)
+  titles <- c(
+    sprintf("original (%d x %d)", info$width, info$height),
+    "squish", "crop", "pad", "rescale + crop (default)"
+  )
+  rasters <- c(list(original), lapply(modes[c("squish", "crop", "pad", "rescale_crop")], array_raster))
+  square_panels(rasters, titles, size, ncol = 5) +
+    ggplot2::labs(caption = sprintf("Network input: %d x %d pixels", size, size))
+}
+
+#' Random crops and flips as training sees them
+#'
+#' With `augment = TRUE`, [fine_tune()] shows the network a different random
+#' part of each training image every epoch (a random resized crop covering
+#' 8-100% of the image, with aspect ratio 3:4 to 4:3) and flips it
+#' horizontally half the time. This draws `n` such draws of one image, made
+#' by the same code as training.
+#'
+#' @param path Path of one image.
+#' @param n Number of random draws.
+#' @param size Side of the square network input, in pixels.
+#' @param seed Random seed of the draws.
+#' @return A ggplot.
+#' @export
+#' @examplesIf tv_available()
+#' photo <- system.file("extdata", "images", "animals", "giraffe.jpg", package = "tidyvision")
+#' plot_augmentation(photo, n = 8)
+plot_augmentation <- function(path, n = 8, size = 224, seed = 1) {
+  path <- check_image_path(path)
+  check_count(n)
+  check_count(size)
+  check_seed(seed)
+  draws <- engine_call("transforms.augment_examples", path, n = as.integer(n),
+                       size = as.integer(size), seed = as.integer(seed))
+  square_panels(lapply(draws, array_raster), paste("draw", seq_len(n)), size,
+                ncol = min(n, 4))
+}
+
+check_image_path <- function(path, arg = rlang::caller_arg(path), call = caller_env()) {
+  if (!rlang::is_string(path)) {
+    tv_abort("{.arg {arg}} must be the path of one image, not {.obj_type_friendly {path}}.",
+             class = "bad_argument", call = call)
+  }
+  path <- path.expand(path)
+  if (!file.exists(path) || dir.exists(path)) {
+    tv_abort(c("Can't find the image {.path {path}}.",
+               i = "Check the spelling and the working directory ({.path {getwd()}})."),
+             class = "path_not_found", call = call)
+  }
+  info <- image_info_of(path)
+  if (!isTRUE(info$readable)) {
+    tv_abort(c("Can't read the image {.path {path}}.", x = "{info$problem}"),
+             class = "unreadable", call = call)
+  }
+  path
+}
+
+image_info_of <- function(path) {
+  cols <- engine_call("images.image_info", list(path))
+  list(width = col_of(cols$width, "int"), height = col_of(cols$height, "int"),
+       readable = col_of(cols$readable, "lgl"), problem = col_of(cols$problem))
+}

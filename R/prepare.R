@@ -1,0 +1,362 @@
+#' Find exact and near-duplicate images
+#'
+#' Step 2 of the book's workflow: image collections scraped from social media
+#' are full of copies (retweets, reposts, re-encoded and resized versions).
+#' Left in, they inflate accuracy when one copy lands in training and another
+#' in validation. `find_duplicates()` puts copies in one `group`; pass that
+#' group to [split_images()] to keep copies in one split, or keep only
+#' `is_first` rows to drop them.
+#'
+#' `method = "exact"` compares the SHA-256 of the file bytes: only identical
+#' files match. `method = "phash"` compares perceptual hashes (the
+#' 64-bit DCT hash of the imagehash library), which survive re-encoding,
+#' resizing, format changes and small crops. Because a plain phash moves a
+#' lot when a copy loses a few percent of its border, each image is also
+#' hashed on its central 95% and 90%, and two images are as far apart as
+#' the closest full-frame/crop pair of their hashes (in bits, 0 to 64).
+#'
+#' The default `max_distance = 8` comes from a test on the shipped photos:
+#' copies re-encoded at JPEG quality 40, halved in size, converted to PNG or
+#' cropped by 1-5% on every side were at most 6 bits from their original,
+#' while any two different photos were at least 12 bits apart (most are
+#' 28-36). Lower it for fewer false matches in collections of very similar
+#' pictures (e.g. product shots on white); raise it to catch heavier edits.
+#'
+#' Mirrored, rotated or heavily cropped copies are not matched.
+#'
+#' Images within `max_distance` of each other are joined, and so are chains
+#' of them, so a group's members can be further than `max_distance` from its
+#' first image. Images are decoded at reduced size (JPEG draft mode) in
+#' parallel on every core; pairs are compared vectorised, so 10,000 photos
+#' take seconds.
+#'
+#' @param images A tibble from [image_files()] or a character vector of
+#'   image paths. Rows with `readable = FALSE` are not read.
+#' @param method `"phash"` (near copies) or `"exact"` (identical bytes).
+#' @param max_distance For `"phash"`: the largest distance, in bits of 64,
+#'   at which two images count as copies. Ignored for `"exact"`.
+#' @param verbose Show a progress bar.
+#' @return A tibble with one row per input row, in input order: `path`;
+#'   `group`, an integer numbering groups 1, 2, ... in order of their first
+#'   image (an image without copies has a group of its own); `is_first`,
+#'   `TRUE` for the first image of each group in input order; `distance`,
+#'   bits between the image and its group's first image (0 for `"exact"`).
+#'   Images that can't be read get `NA` in all three, with one warning
+#'   naming them.
+#' @seealso [split_images()] with `group = group` to keep copies together.
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' dups <- find_duplicates(imgs)
+#' dups
+#' # Keep one image per group:
+#' imgs[dups$is_first %in% TRUE, ]
+find_duplicates <- function(images, method = c("phash", "exact"), max_distance = 8,
+                            verbose = interactive()) {
+  method <- rlang::arg_match(method)
+  check_max_distance(max_distance)
+  check_flag(verbose)
+  paths <- image_paths(images)
+  skip <- marked_unreadable(images, length(paths))
+  res <- engine_call(
+    "prepare.find_duplicates", as.list(paths),
+    method = method, max_distance = as.integer(max_distance), skip = as.list(skip),
+    progress = progress_callback(verbose, "Hashing images")
+  )
+  out <- tibble::tibble(
+    path = paths,
+    group = col_of(res$group, "int"),
+    is_first = col_of(res$is_first, "lgl"),
+    distance = col_of(res$distance, "int")
+  )
+  problems <- col_of(res$problem)
+  if (any(skip)) {
+    given <- if (is.data.frame(images) && "problem" %in% names(images)) images$problem[skip] else NA
+    problems[skip] <- ifelse(is.na(given), "marked readable = FALSE", given)
+  }
+  warn_no_group(paths[is.na(out$group)], problems[is.na(out$group)])
+  out
+}
+
+marked_unreadable <- function(images, n) {
+  if (is.data.frame(images) && "readable" %in% names(images)) {
+    return(!(images$readable %in% TRUE))
+  }
+  rep(FALSE, n)
+}
+
+warn_no_group <- function(paths, problems) {
+  if (length(paths) == 0) return(invisible())
+  tv_warn(c(
+    "{length(paths)} image{?s} can't be read; {?its/their} {.field group} is {.val {NA}}:",
+    bullets_of(paste0(paths, ": ", problems))
+  ), class = "unreadable")
+}
+
+check_max_distance <- function(x, call = caller_env()) {
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < 0 || x > 64 || x != round(x)) {
+    tv_abort(c("{.arg max_distance} must be a whole number of bits from 0 to 64.",
+               i = "The default, 8, keeps re-encoded, resized and slightly cropped copies together."),
+             class = "bad_argument", call = call)
+  }
+}
+
+#' Split images into training, validation and test sets
+#'
+#' Assigns every row to a split, stratified so that each class keeps the
+#' proportions of `prop`. Within each stratum the counts are rounded so that
+#' every split gets at least one image of each class that has at least as
+#' many images as there are splits.
+#'
+#' Near copies leak: if a retweet of a training image sits in the validation
+#' set, the model is tested on an image it has seen, and accuracy is
+#' inflated, badly so in retweet-heavy corpora. Pass `group` (e.g. the
+#' `group` column of [find_duplicates()]) and whole groups are assigned to
+#' one split: groups are placed largest first into the split with the most
+#' room left for their classes, so proportions stay close to `prop`. Rows
+#' with a missing `group` are treated as groups of one.
+#'
+#' @param images A data frame of images, e.g. from [image_files()].
+#' @param prop Named proportions that sum to 1, with names from `train`,
+#'   `val` and `test`.
+#' @param strata Columns to stratify by (tidyselect), `label` by default;
+#'   `NULL` for a simple random split.
+#' @param seed Random seed; the same seed and data give the same split. The
+#'   global random number generator is left untouched.
+#' @param group Optional column (tidyselect) whose rows must stay together.
+#' @return `images` with the same rows in the same order and a character
+#'   column `split` (added, or overwritten if present).
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' imgs <- split_images(imgs, prop = c(train = 0.6, val = 0.2, test = 0.2))
+#' table(imgs$label, imgs$split)
+#'
+#' # Keep near copies in one split:
+#' dups <- find_duplicates(imgs)
+#' imgs$dup_group <- dups$group
+#' imgs <- split_images(imgs, group = dup_group)
+split_images <- function(images, prop = c(train = 0.8, val = 0.2), strata = label,
+                         seed = 1, group = NULL) {
+  check_images_df(images)
+  prop <- check_prop(prop)
+  check_seed(seed)
+  strata_cols <- select_columns(images, rlang::enquo(strata), "strata")
+  group_col <- select_columns(images, rlang::enquo(group), "group", max = 1)
+  n <- nrow(images)
+  if (n == 0) {
+    images$split <- character()
+    return(images)
+  }
+  stratum <- if (length(strata_cols)) vctrs::vec_group_id(images[strata_cols]) else rep(1L, n)
+  unit <- if (length(group_col)) group_units(images[[group_col]]) else seq_len(n)
+  used <- prop[prop > 0]
+  which_split <- withr::with_seed(seed, assign_units(unit, as.integer(stratum), used))
+  images$split <- names(used)[which_split]
+  images
+}
+
+# Row groups that must share a split; NA groups are groups of one.
+group_units <- function(x) {
+  id <- vctrs::vec_group_id(x)
+  na <- vctrs::vec_detect_missing(x)
+  id[na] <- max(c(0L, id)) + seq_len(sum(na))
+  as.integer(id)
+}
+
+# Per stratum: counts that round n * prop by largest remainders, then give
+# every split at least one image when the stratum has enough.
+split_counts <- function(n, prop) {
+  raw <- n * prop
+  out <- floor(raw + 1e-9)
+  left <- n - sum(out)
+  if (left > 0) {
+    idx <- order(-(raw - out), seq_along(prop))[seq_len(left)]
+    out[idx] <- out[idx] + 1
+  }
+  if (n >= length(prop)) {
+    for (j in which(out == 0)) {
+      donor <- which.max(out)
+      out[donor] <- out[donor] - 1
+      out[j] <- 1
+    }
+  }
+  out
+}
+
+# Greedy: units (groups of rows) largest first, ties in random order, each
+# to the split with the most room left for the strata it holds.
+assign_units <- function(unit, stratum, prop) {
+  n_strata <- max(c(0L, stratum))
+  target <- matrix(
+    unlist(lapply(tabulate(stratum, n_strata), split_counts, prop = prop)),
+    nrow = n_strata, byrow = TRUE
+  )
+  assigned <- matrix(0, n_strata, length(prop))
+  rows <- split(seq_along(unit), unit)
+  out <- integer(length(unit))
+  for (u in order(-lengths(rows), sample.int(length(rows)))) {
+    r <- rows[[u]]
+    s <- unique(stratum[r])
+    count <- tabulate(match(stratum[r], s), length(s))
+    room <- colSums((target[s, , drop = FALSE] - assigned[s, , drop = FALSE]) * count)
+    j <- which.max(room)
+    assigned[s, j] <- assigned[s, j] + count
+    out[r] <- j
+  }
+  out
+}
+
+check_prop <- function(prop, call = caller_env()) {
+  bad <- function(...) {
+    tv_abort(c(..., i = "For example: {.code prop = c(train = 0.7, val = 0.15, test = 0.15)}."),
+             class = c("bad_prop", "bad_argument"), call = call, .envir = parent.frame())
+  }
+  if (!is.numeric(prop) || length(prop) == 0 || anyNA(prop)) {
+    bad("{.arg prop} must be named numbers, not {.obj_type_friendly {prop}}.")
+  }
+  nms <- names(prop)
+  if (is.null(nms) || any(!nms %in% c("train", "val", "test")) || anyDuplicated(nms)) {
+    bad("{.arg prop} must be named with {.val train}, {.val val} and/or {.val test}, each once.",
+        x = if (!is.null(nms)) "Names given: {.val {nms}}.")
+  }
+  if (any(prop < 0)) bad("{.arg prop} can't be negative: {.val {prop[prop < 0]}}.")
+  if (abs(sum(prop) - 1) > 1e-6) bad("{.arg prop} must sum to 1, not {sum(prop)}.")
+  prop[order(match(nms, c("train", "val", "test")))]
+}
+
+check_seed <- function(seed, call = caller_env()) {
+  if (!is.numeric(seed) || length(seed) != 1 || is.na(seed) || seed != round(seed)) {
+    tv_abort("{.arg seed} must be a whole number, not {.obj_type_friendly {seed}}.",
+             class = "bad_argument", call = call)
+  }
+}
+
+check_images_df <- function(images, arg = rlang::caller_arg(images), call = caller_env()) {
+  if (!is.data.frame(images)) {
+    tv_abort(c("{.arg {arg}} must be a data frame, not {.obj_type_friendly {images}}.",
+               i = "Make one with {.fn image_files}."), class = "bad_argument", call = call)
+  }
+}
+
+# Column names chosen by a tidyselect expression, as a classed error when
+# they don't exist.
+select_columns <- function(data, quo, arg, max = Inf, call = caller_env()) {
+  cols <- tryCatch(
+    names(tidyselect::eval_select(quo, data, allow_rename = FALSE)),
+    error = function(e) {
+      tv_abort(c("Can't find {.arg {arg}} column {.code {rlang::as_label(quo)}} in the data.",
+                 x = cli_escape(selection_problem(e)),
+                 i = "Columns: {.field {names(data)}}.",
+                 i = if (arg == "strata") "Use {.code strata = NULL} for a split without strata."),
+               class = "missing_column", call = call)
+    }
+  )
+  if (length(cols) > max) {
+    tv_abort("{.arg {arg}} must select at most {max} column{?s}, not {length(cols)}.",
+             class = "bad_argument", call = call)
+  }
+  cols
+}
+
+# The detail lines of a tidyselect error ("Column `x` doesn't exist."),
+# without their bullets.
+selection_problem <- function(e) {
+  lines <- strsplit(conditionMessage(e), "\n")[[1]]
+  if (length(lines) < 2) return(lines)
+  paste(sub("^\\S+\\s+", "", lines[-1]), collapse = " ")
+}
+
+#' Downsample to equal class counts
+#'
+#' Keeps a random `n` images of every class, where `n` is the size of the
+#' smallest class, so a classifier can't score well by favouring the common
+#' class. On a grouped data frame (`dplyr::group_by()`, e.g. by `split`)
+#' each group is balanced on its own. Rows with a missing label are dropped
+#' with a warning.
+#'
+#' @param images A data frame of images, e.g. from [image_files()].
+#' @param label The column (tidyselect) holding the classes.
+#' @param seed Random seed; the global random number generator is left
+#'   untouched.
+#' @return The kept rows of `images`, in their original order.
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' table(imgs$label)
+#' table(balance_classes(imgs)$label)
+balance_classes <- function(images, label = label, seed = 1) {
+  check_images_df(images)
+  check_seed(seed)
+  label_col <- select_columns(images, rlang::enquo(label), "label", max = 1)
+  if (length(label_col) == 0) {
+    tv_abort("{.arg label} must select one column.", class = "bad_argument")
+  }
+  lab <- images[[label_col]]
+  if (anyNA(lab)) {
+    tv_warn("Dropped {sum(is.na(lab))} image{?s} with a missing {.field {label_col}}.",
+            class = "missing_label")
+  }
+  groups <- if (dplyr::is_grouped_df(images)) dplyr::group_rows(images) else list(seq_along(lab))
+  keep <- withr::with_seed(seed, unlist(lapply(groups, function(rows) {
+    rows <- rows[!is.na(lab[rows])]
+    by_class <- split(rows, as.character(lab[rows]))
+    n_min <- min(lengths(by_class), Inf)
+    unlist(lapply(by_class, function(r) r[sample.int(length(r), n_min)]))
+  })))
+  images[sort(as.integer(keep)), , drop = FALSE]
+}
+
+#' Turn 0-10 ratings into clean labels: the book's rule
+#'
+#' Webb Williams, Casas & Wilkerson (2020, section 7.3) ask coders to rate
+#' how much each image shows each category (0-10), then keep only clear
+#' cases: an image is positive for a category when its score is at least
+#' `threshold` and beats the next highest score among `cols` by at least
+#' `margin`; it is negative for every category when all its scores are 0;
+#' anything else is unclear (`NA`) and best left out of training.
+#'
+#' A missing score makes every label of its row `NA`. With a single column
+#' there is no competitor, so only `threshold` applies.
+#'
+#' @param data A data frame with one row per image and one numeric score
+#'   column per category.
+#' @param cols The score columns (tidyselect), e.g. `c(protest, riot)` or
+#'   `starts_with("score_")`.
+#' @param threshold Smallest score that can make a positive.
+#' @param margin How far a positive must beat the next highest score.
+#' @return `data` with one logical column `.label_<col>` per score column:
+#'   `TRUE` positive, `FALSE` negative, `NA` unclear.
+#' @export
+#' @examples
+#' ratings <- data.frame(
+#'   image = c("a.jpg", "b.jpg", "c.jpg", "d.jpg"),
+#'   protest = c(8, 5, 0, 2),
+#'   riot = c(1, 4, 0, 0)
+#' )
+#' binarize_scores(ratings, c(protest, riot))
+binarize_scores <- function(data, cols, threshold = 3, margin = 3) {
+  check_images_df(data, arg = "data")
+  check_number(threshold)
+  check_number(margin)
+  cols <- select_columns(data, rlang::enquo(cols), "cols")
+  if (length(cols) == 0) {
+    tv_abort("{.arg cols} must select at least one score column.", class = "bad_argument")
+  }
+  not_num <- cols[!vapply(data[cols], is.numeric, logical(1))]
+  if (length(not_num)) {
+    tv_abort("Score column{?s} {.field {not_num}} must be numeric.", class = "bad_argument")
+  }
+  scores <- as.matrix(data[cols])
+  tol <- sqrt(.Machine$double.eps)
+  all_zero <- rowSums(scores != 0) == 0
+  for (j in seq_along(cols)) {
+    others <- scores[, -j, drop = FALSE]
+    best_other <- if (ncol(others)) do.call(pmax, unname(as.data.frame(others))) else -Inf
+    s <- scores[, j]
+    positive <- s >= threshold - tol & s - best_other >= margin - tol
+    data[[paste0(".label_", cols[j])]] <-
+      ifelse(positive %in% TRUE, TRUE, ifelse(all_zero %in% TRUE, FALSE, NA))
+  }
+  data
+}

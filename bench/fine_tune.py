@@ -1,0 +1,164 @@
+"""fine_tune() against the book's plain PyTorch loop, in one process.
+
+Usage: python bench/fine_tune.py [FOLDER] [--epochs 5]
+FOLDER holds one sub-folder per class (or train/ and val/ folders of them).
+Without FOLDER, ~400 photos are made from inst/extdata/images: each photo
+plus distinct random crops/flips of it (closest offline stand-in for a real
+set of ~400 photos; say so when quoting the figures).
+
+Prints: both training times and best val accuracies (same backbone, same
+hyperparameters: SGD lr 0.001, momentum 0.9, batch 4, StepLR 7/0.1), the
+head-only time, and predict() img/s next to the bare model's bf16 forward.
+"""
+import argparse
+import copy
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from PIL import Image
+from torchvision import datasets, transforms as T
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "inst" / "python"))
+from tidyvision import classifier, config, fine_tune, images  # noqa: E402
+
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+def make_set(dest, n_total=400, seed=1):
+    rng = random.Random(seed)
+    src = sorted((ROOT / "inst" / "extdata" / "images").glob("*/*.jpg"))
+    per = max(1, n_total // len(src))
+    for k, path in enumerate(src):
+        im = Image.open(path).convert("RGB")
+        for j in range(per):
+            w, h = im.size
+            s = rng.uniform(0.75, 1.0) if j else 1.0
+            cw, ch = int(w * s), int(h * s)
+            x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+            out = im.crop((x, y, x + cw, y + ch))
+            if rng.random() < 0.5 and j:
+                out = out.transpose(Image.FLIP_LEFT_RIGHT)
+            split = "val" if k % 5 == 0 else "train"  # whole photo families stay in one split
+            d = Path(dest) / split / path.parent.name
+            d.mkdir(parents=True, exist_ok=True)
+            out.save(d / f"{path.stem}_{j}.jpg", quality=90)
+    return dest
+
+
+def ensure_split(folder, dest, seed=1):
+    folder = Path(folder)
+    if (folder / "train").is_dir() and (folder / "val").is_dir():
+        return folder
+    rng = random.Random(seed)
+    for cls in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = sorted(p for p in cls.iterdir() if images.is_image_path(p))
+        rng.shuffle(files)
+        n_val = max(1, round(len(files) * 0.2))
+        for i, f in enumerate(files):
+            d = Path(dest) / ("val" if i < n_val else "train") / cls.name
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f.name).symlink_to(f.resolve())
+    return Path(dest)
+
+
+def book_model(n_classes):
+    model = classifier.build_classifier("efficientnet_lite0", n_classes)  # same backbone + new layer
+    return model
+
+
+def book_loop(root, epochs, workers=2):
+    """Listing 1 of the book: ImageFolder, DataLoader, fp32, decode every epoch."""
+    torch.manual_seed(1)
+    tf = {"train": T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)]),
+          "val": T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(MEAN, STD)])}
+    ds = {x: datasets.ImageFolder(root / x, tf[x]) for x in ("train", "val")}
+    dl = {x: torch.utils.data.DataLoader(ds[x], batch_size=4, shuffle=True, num_workers=workers) for x in ds}
+    model = book_model(len(ds["train"].classes))
+    crit = nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=7, gamma=0.1)
+    best_acc, best = 0.0, copy.deepcopy(model.state_dict())
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        for phase in ("train", "val"):
+            model.train(phase == "train")
+            correct = 0
+            for x, y in dl[phase]:
+                opt.zero_grad()
+                with torch.set_grad_enabled(phase == "train"):
+                    out = model(x)
+                    loss = crit(out, y)
+                    if phase == "train":
+                        loss.backward()
+                        opt.step()
+                correct += (out.argmax(1) == y).sum().item()
+            if phase == "train":
+                sched.step()
+            acc = correct / len(ds[phase])
+            if phase == "val" and acc > best_acc:
+                best_acc, best = acc, copy.deepcopy(model.state_dict())
+    return time.perf_counter() - t0, best_acc
+
+
+def tidy_fit(root, epochs, **kw):
+    files = {s: sorted(p for p in (root / s).rglob("*") if images.is_image_path(p)) for s in ("train", "val")}
+    classes = sorted({p.parent.name for p in files["train"]})
+    lab = {s: [classes.index(p.parent.name) for p in files[s]] for s in files}
+    out = tempfile.mktemp(suffix=".safetensors")
+    t0 = time.perf_counter()
+    res = fine_tune.fit([str(p) for p in files["train"]], lab["train"], [str(p) for p in files["val"]],
+                        lab["val"], len(classes), out, epochs=epochs, **kw)
+    seconds = time.perf_counter() - t0
+    val = [a for a, s in zip(res["history"]["accuracy"], res["history"]["split"]) if s == "val"]
+    return seconds, max(val), out, classes, [str(p) for p in files["train"] + files["val"]]
+
+
+def bare_forward(n_classes, n=256, batch=64):
+    model = book_model(n_classes).eval().to(memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), config.autocast("cpu", "bf16"):
+        model(x)
+        t0 = time.perf_counter()
+        for _ in range(n // batch):
+            model(x)
+    return n / (time.perf_counter() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("folder", nargs="?")
+    ap.add_argument("--epochs", type=int, default=5)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="tv-bench-"))
+    try:
+        root = ensure_split(args.folder, tmp / "split") if args.folder else Path(make_set(tmp / "made"))
+        n = sum(1 for p in root.rglob("*") if images.is_image_path(p))
+        print(f"{n} images in {root}; {args.epochs} epochs; torch threads {torch.get_num_threads()}; "
+              f"precision auto = {config.resolve_precision('auto', 'cpu')}")
+        book_s, book_acc = book_loop(root, args.epochs)
+        print(f"book's plain loop (fp32, DataLoader): {book_s:7.1f} s  best val accuracy {book_acc:.3f}")
+        tv_s, tv_acc, weights, classes, paths = tidy_fit(root, args.epochs)
+        print(f"fine_tune(), same settings:           {tv_s:7.1f} s  best val accuracy {tv_acc:.3f}"
+              f"  ({book_s / tv_s:.2f}x faster)")
+        head_s, head_acc, _, _, _ = tidy_fit(root, args.epochs, train_layers="head")
+        print(f"fine_tune(train_layers = 'head'):     {head_s:7.1f} s  best val accuracy {head_acc:.3f}")
+        classifier.predict(paths[:64], weights, "efficientnet_lite0", len(classes))  # warm up
+        t0 = time.perf_counter()
+        classifier.predict(paths, weights, "efficientnet_lite0", len(classes))
+        pred_rate = len(paths) / (time.perf_counter() - t0)
+        bare = bare_forward(len(classes))
+        print(f"predict(), decode included: {pred_rate:6.1f} img/s; bare model bf16 forward: {bare:6.1f} img/s "
+              f"({pred_rate / bare:.2f}x)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+extdata_photo <- function(name = "crab.jpg") {
+  test_path("..", "..", "inst", "extdata", "images", "animals", name)
+}
+
+# The rasters a plot draws, named by panel.
+plot_rasters <- function(p) {
+  layers <- Filter(function(l) inherits(l$geom, "GeomRasterAnn"), p$layers)
+  stats::setNames(lapply(layers, function(l) l$geom_params$raster),
+                  vapply(layers, function(l) as.character(l$data$.panel), ""))
+}
+
+renders <- function(p) {
+  path <- withr::local_tempfile(fileext = ".png")
+  ggplot2::ggsave(path, p, width = 6, height = 4, dpi = 40)
+  file.exists(path) && file.size(path) > 0
+}
+
+as_rgb_array <- function(raster) {
+  m <- as.matrix(raster)
+  rgb <- grDevices::col2rgb(m)
+  array(t(rgb), dim = c(nrow(m), ncol(m), 3))
+}
+
+test_that("plot_resizing() draws the engine's four resize modes next to the original", {
+  skip_if_no_engine()
+  photo <- extdata_photo()
+  p <- plot_resizing(photo)
+  expect_s3_class(p, "ggplot")
+  rasters <- plot_rasters(p)
+  expect_equal(names(rasters), c("original (320 x 180)", "squish", "crop", "pad",
+                                 "rescale + crop (default)"))
+  for (r in rasters[-1]) expect_equal(dim(r), c(224, 224))
+  # The very pixels predict() feeds the network, decoded as it decodes them.
+  eng <- tidyvision:::engine
+  modes <- c(squish = "squish", crop = "crop", pad = "pad", "rescale + crop (default)" = "rescale_crop")
+  for (panel in names(modes)) {
+    min_side <- eng$transforms$decode_min_side(modes[[panel]], 224L)
+    im <- eng$images$load_rgb(normalizePath(photo), min_side)
+    x <- eng$classifier$eval_loader(modes[[panel]], 224L)(im)$permute(1L, 2L, 0L)$numpy()
+    want <- tidyvision:::from_py(eng$bridge$to_r(x))
+    expect_equal(as_rgb_array(rasters[[panel]]), want, label = panel)
+  }
+  # Pad keeps the whole 16:9 photo: black bars top and bottom.
+  pad <- as_rgb_array(rasters[["pad"]])
+  expect_true(all(pad[1:40, , ] == 0))
+  expect_true(mean(pad[80:140, , ]) > 50)
+  small <- plot_resizing(photo, size = 32)
+  for (r in plot_rasters(small)[-1]) expect_equal(dim(r), c(32, 32))
+  expect_true(renders(p))
+})
+
+test_that("plot_augmentation() shows n seeded random crops", {
+  skip_if_no_engine()
+  photo <- extdata_photo()
+  p <- plot_augmentation(photo, n = 4, size = 48, seed = 3)
+  rasters <- plot_rasters(p)
+  expect_equal(names(rasters), paste("draw", 1:4))
+  for (r in rasters) expect_equal(dim(r), c(48, 48))
+  expect_false(identical(rasters[[1]], rasters[[2]]))
+  expect_identical(plot_rasters(plot_augmentation(photo, n = 4, size = 48, seed = 3)), rasters)
+  expect_false(identical(plot_rasters(plot_augmentation(photo, n = 4, size = 48, seed = 4)), rasters))
+  expect_true(renders(p))
+})
+
+test_that("plot_images() shows up to n images per class, unreadable ones as tiles", {
+  skip_if_no_engine()
+  root <- withr::local_tempdir()
+  fixtures()$make_class_folder(root, n_per_class = 5L, size = 32L)
+  writeLines("not an image", file.path(root, "red", "broken.jpg"))
+  imgs <- suppressWarnings(image_files(root))
+  p <- plot_images(imgs, n = 4)
+  rasters <- plot_rasters(p)
+  expect_equal(length(rasters) + sum(p$data$caption == "broken.jpg"), 8)
+  expect_setequal(unique(p$data$.panel), c("blue", "red"))
+  expect_equal(as.vector(table(p$data$.panel)), c(4, 4))
+  expect_identical(plot_images(imgs, n = 4)$data, p$data)
+  expect_true(renders(p))
+
+  all <- plot_images(imgs, n = 20, by = NULL, ncol = 3)
+  expect_equal(nrow(all$data), 11)
+  expect_equal(length(plot_rasters(all)), 10)
+  expect_equal(max(all$data$x), 3)
+  expect_true(renders(all))
+  paths <- plot_images(imgs$path[1:2])
+  expect_equal(nrow(paths$data), 2)
+  expect_error(plot_images(imgs, by = nope), class = "tidyvision_error_missing_column")
+  expect_error(plot_images(imgs, n = 0), class = "tidyvision_error_bad_argument")
+})
+
+test_that("the resizing plots name a bad path", {
+  skip_if_no_engine()
+  expect_error(plot_resizing("no/such.jpg"), class = "tidyvision_error_path_not_found")
+  expect_error(plot_resizing(c("a.jpg", "b.jpg")), class = "tidyvision_error_bad_argument")
+  bad <- withr::local_tempfile(fileext = ".jpg")
+  writeLines("not an image", bad)
+  expect_error(plot_augmentation(bad), class = "tidyvision_error_unreadable")
+  expect_error(plot_resizing(extdata_photo(), size = 0), class = "tidyvision_error_bad_argument")
+  expect_snapshot(plot_resizing("no/such.jpg"), error = TRUE,
+                  transform = function(x) gsub("\\(.*\\)", "(<wd>)", x))
+})
