@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tidyvision import backbones, classifier, fine_tune, testing, transforms
+from tidyvision.errors import TidyvisionError
+
+
+@pytest.fixture(scope="module")
+def separable(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sep")
+    train = testing.make_class_folder(root, n_per_class=8, split="train", seed=0)
+    val = testing.make_class_folder(root, n_per_class=4, split="val", seed=1)
+    label = lambda ps: [0 if "/blue/" in p else 1 for p in ps]  # noqa: E731
+    return train, label(train), val, label(val)
+
+
+@pytest.mark.parametrize("mode", transforms.RESIZE_MODES)
+def test_resize_modes_give_square_images(mode):
+    im = testing.photo_like(1, (90, 50))
+    assert transforms.resize_image(im, mode, 32).size == (32, 32)
+
+
+def test_pad_keeps_the_whole_image_with_black_bars():
+    im = Image.new("RGB", (100, 50), (255, 255, 255))
+    out = np.asarray(transforms.resize_image(im, "pad", 40))
+    assert out[0].max() == 0 and out[20].min() == 255
+
+
+def test_random_crops_follow_the_generator():
+    base = transforms.to_tensor_u8(transforms.train_base(testing.photo_like(2, (80, 60)), 32))
+    a = transforms.augment_batch([base] * 4, 32, torch.Generator().manual_seed(5))
+    b = transforms.augment_batch([base] * 4, 32, torch.Generator().manual_seed(5))
+    assert a.shape == (4, 3, 32, 32) and a.dtype == torch.uint8
+    assert torch.equal(a, b)
+    assert not torch.equal(a[0], a[1])
+
+
+def test_epoch_metrics_by_hand():
+    y = np.array([0, 0, 0, 1, 1])
+    pred = np.array([0, 1, 0, 1, 0])
+    m = fine_tune.epoch_metrics(y, pred, 2)
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    assert m["precision"] == pytest.approx(2 / 3)  # class 0 is the event
+    assert m["recall"] == pytest.approx(2 / 3)
+    m3 = fine_tune.epoch_metrics(np.array([0, 1, 2]), np.array([0, 1, 1]), 3)
+    assert m3["recall"] == pytest.approx((1 + 1 + 0) / 3)
+
+
+def test_head_fit_learns_and_predict_keeps_rows(separable, tmp_path):
+    train, ytr, val, yva = separable
+    w = str(tmp_path / "w.safetensors")
+    res = fine_tune.fit(train, ytr, val, yva, 2, w, epochs=4, image_size=64, train_layers="head",
+                        learning_rate=0.01)
+    acc = [a for a, s in zip(res["history"]["accuracy"], res["history"]["split"]) if s == "val"]
+    assert max(acc) > 0.75
+    assert res["best_epoch"] == 1 + int(np.argmax(acc)) or acc[res["best_epoch"] - 1] == max(acc)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    out = classifier.predict([val[0], str(bad), val[-1]], w, "efficientnet_lite0", 2, image_size=64)
+    assert np.isnan(out["prob"][1]).all() and not np.isnan(out["prob"][[0, 2]]).any()
+    assert out["problem"][1] and out["problem"][0] is None
+    np.testing.assert_allclose(out["prob"][[0, 2]].sum(1), 1, atol=1e-5)
+
+
+def test_all_layers_fit_is_reproducible(separable, tmp_path):
+    train, ytr, val, yva = separable
+    runs = [fine_tune.fit(train, ytr, val, yva, 2, str(tmp_path / f"{i}.safetensors"), epochs=1,
+                          image_size=64, batch_size=4, seed=3) for i in range(2)]
+    assert runs[0]["history"]["loss"] == runs[1]["history"]["loss"]
+
+
+def test_pickles_are_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"x": object()}, path)
+    with pytest.raises(TidyvisionError) as e:
+        backbones.read_state_dict(str(path))
+    assert e.value.kind == "weights_unsafe"
+
+
+def test_missing_torchvision_weights_say_where_they_were_looked_for(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url",
+                        lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(TidyvisionError) as e:
+        backbones.build_backbone("resnet18")
+    assert e.value.kind == "weights_missing"
+    assert str(tmp_path) in str(e.value)
+
+
+def test_last_layer_is_replaced_with_small_normal_weights():
+    model = classifier.build_classifier("resnet18", 3, pretrained=False)
+    assert model.head.out_features == 3
+    assert model.head.weight.std().item() == pytest.approx(0.01, rel=0.2)
+    assert isinstance(model.body.fc, torch.nn.Identity)
