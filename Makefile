@@ -19,7 +19,7 @@ export TIDYVISION_ENV := $(ENVNAME)
 .PHONY: demo test system-deps install python-env pytest testthat check docs
 
 system-deps:
-	missing=$$(for p in $(DEBIAN_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
+	@missing=$$(for p in $(DEBIAN_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
 	if [ -n "$$missing" ]; then
 	  if [ "$$(id -u)" = 0 ]; then
 	    apt-get update -qq
@@ -29,35 +29,40 @@ system-deps:
 	  fi
 	fi
 
-install: system-deps
-	R CMD INSTALL --no-test-load . >/dev/null
+# The package is reinstalled only when its sources changed.
+STAMP := .tidyvision-install.stamp
+SOURCES := DESCRIPTION NAMESPACE $(shell find R inst man -type f ! -name '* *' ! -path '*__pycache__*' 2>/dev/null)
+install: system-deps $(STAMP)
+$(STAMP): $(SOURCES)
+	@R CMD INSTALL --no-test-load . >/dev/null 2>$(STAMP).log || { cat $(STAMP).log; exit 1; }
+	touch $(STAMP)
 
 python-env: install
-	Rscript -e 'tidyvision::install_tidyvision("$(ENVNAME)", quiet = TRUE)'
+	@Rscript -e 'tidyvision::install_tidyvision("$(ENVNAME)", quiet = TRUE)'
 
 docs:
-	Rscript -e 'roxygen2::roxygenise()'
+	@Rscript -e 'roxygen2::roxygenise()'
 
 demo: python-env
-	Rscript -e 'tidyvision:::render_report("$(DATA)", "$(REPORT_DIR)")'
+	@Rscript -e 'tidyvision:::render_report("$(DATA)", "$(REPORT_DIR)")'
 
 pytest:
-	mkdir -p $(OUT)
+	@mkdir -p $(OUT)
 	cd tests/python && "$(PYTHON)" -m pytest -q -p no:cacheprovider --junitxml=../../$(OUT)/pytest.xml . || true
 
 testthat:
-	mkdir -p $(OUT)
+	@mkdir -p $(OUT)
 	TIDYVISION_REQUIRE_PYTHON=1 Rscript tools/testthat.R $(OUT)/testthat.txt
 
 check:
-	mkdir -p $(OUT)
+	@mkdir -p $(OUT)
 	rm -f tidyvision_*.tar.gz
 	R CMD build . >$(OUT)/build.log 2>&1 || { cat $(OUT)/build.log; exit 1; }
 	_R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual --no-tests -o $(OUT) tidyvision_*.tar.gz \
 	  2>&1 | tee $(OUT)/check.log | grep -E '^(Status|\* checking.*(ERROR|WARNING|NOTE))' || true
 
 test: python-env
-	rm -rf $(OUT)
+	@rm -rf $(OUT)
 	$(MAKE) --no-print-directory pytest
 	$(MAKE) --no-print-directory testthat
 	$(MAKE) --no-print-directory check
