@@ -86,7 +86,7 @@ fine_tune <- function(images, label = label, backbone = "efficientnet_lite0",
     as.list(data$train$path), as.list(match(data$train[[label_col]], classes) - 1L),
     as.list(data$val$path), as.list(match(data$val[[label_col]], classes) - 1L),
     length(classes), weights_path,
-    progress = progress_callback(verbose, "Fine-tuning {backbone}"),
+    progress = progress_callback(verbose, paste("Fine-tuning", backbone)),
     !!!settings
   )
   warn_skipped(col_of(res$skipped_path), col_of(res$skipped_problem))
