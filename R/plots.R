@@ -71,7 +71,7 @@ thumbnail_cells <- function(paths, panel, ncol) {
 
 truncate_name <- function(x, width) {
   long <- nchar(x) > width
-  x[long] <- paste0(substr(x[long], 1, width - 1), "\u2026")
+  x[long] <- paste0(substr(x[long], 1, width - 3), "...")
   x
 }
 

@@ -192,3 +192,79 @@ def face_crowd(sources, boxes, dst, face_width=44, gap=24, height=None):
         canvas.paste(piece, (left, gap))
     canvas.save(dst, quality=92)
     return placed
+
+
+# Detection and tagging (issue 7) -------------------------------------------
+# Noise backgrounds with solid shapes: a red square or a blue disc per image.
+
+SHAPES = ("square", "disc")
+
+
+def _draw_shape(im, kind, rng):
+    from PIL import ImageDraw
+    w, h = im.size
+    s = int(rng.integers(min(w, h) // 4, min(w, h) // 2))
+    x0, y0 = int(rng.integers(0, w - s)), int(rng.integers(0, h - s))
+    draw = ImageDraw.Draw(im)
+    if kind == "square":
+        draw.rectangle([x0, y0, x0 + s - 1, y0 + s - 1], fill=(230, 30, 30))
+    else:
+        draw.ellipse([x0, y0, x0 + s - 1, y0 + s - 1], fill=(30, 30, 230))
+    return [x0, y0, x0 + s, y0 + s]
+
+
+def make_shapes(root, n=24, size=(128, 128), n_empty=0, seed=0):
+    """``n`` JPEGs with one shape each (alternating square, disc) and
+    ``n_empty`` with none, as tidy boxes: columns path, class, xmin, ymin,
+    xmax, ymax in pixels (class and box None for the empty images)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    out = {k: [] for k in ("path", "class", "xmin", "ymin", "xmax", "ymax")}
+    for i in range(n + n_empty):
+        im = photo_like(seed * 10_000 + i, tuple(size))
+        kind = SHAPES[i % 2] if i < n else None
+        box = _draw_shape(im, kind, rng) if kind else [None] * 4
+        path = root / f"shape{i:03d}.jpg"
+        im.save(path, quality=92)
+        for k, v in zip(out, [str(path), kind, *box]):
+            out[k].append(v)
+    return out
+
+
+def write_yolo_folder(root, shapes):
+    """The same boxes as a YOLO dataset: images/, labels/ and a data.yaml
+    with relative paths (train and val both the one folder)."""
+    import shutil
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "labels").mkdir(exist_ok=True)
+    lines = {}
+    for path, kind, *box in zip(*shapes.values()):
+        w, h = Image.open(path).size
+        lines.setdefault(path, [])
+        if kind is not None:
+            x0, y0, x1, y1 = box
+            lines[path].append(f"{SHAPES.index(kind)} {(x0 + x1) / 2 / w} {(y0 + y1) / 2 / h} "
+                               f"{(x1 - x0) / w} {(y1 - y0) / h}")
+    for path, rows in lines.items():
+        shutil.copy(path, root / "images" / Path(path).name)
+        (root / "labels" / (Path(path).stem + ".txt")).write_text("".join(r + "\n" for r in rows))
+    (root / "data.yaml").write_text("path: .\ntrain: images\nval: images\nnames:\n  0: square\n  1: disc\n")
+    return str(root / "data.yaml")
+
+
+def exif_rotated_copy(src, dst, orientation=6):
+    """A copy stored turned, with the EXIF orientation that displays it as ``src``."""
+    im = Image.open(src).convert("RGB")
+    stored = im.transpose({6: Image.ROTATE_90, 8: Image.ROTATE_270, 3: Image.ROTATE_180}[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored.save(dst, "JPEG", quality=95, exif=exif)
+    return os.fspath(dst)
+
+
+def pixels(path):
+    """The decoded RGB pixels of ``path`` (h, w, 3, uint8), upright."""
+    from .images import load_rgb
+    return np.asarray(load_rgb(path))

@@ -1,0 +1,406 @@
+# Faces with dlib's models (engine: faces.py): detection, counts, crops,
+# embeddings, and anonymised copies. Identities are in identities.R.
+
+box_columns <- c("xmin", "ymin", "xmax", "ymax")
+
+#' Find faces in images
+#'
+#' Runs one of dlib's face detectors on each image, upright as displayed
+#' (the EXIF orientation is applied), in threads over all cores. `"hog"`
+#' (the default) is dlib's HOG + linear SVM detector: fast, best on frontal
+#' faces. `"cnn"` is dlib's MMOD CNN: finds more turned and partly hidden
+#' faces but is about 20 to 50 times slower on a CPU.
+#'
+#' **Small faces.** Both detectors look for faces of at least about 80
+#' pixels; each `upsample` doubles the image first, so the default `1` finds
+#' faces down to about 40 pixels, `2` to about 20 (4 times slower again).
+#' With `upsample = 1` HOG takes about 0.07 s for a 500-pixel photo and 10 s
+#' (and 1.3 GB of memory) for a 24-megapixel one on one CPU core; images are
+#' processed in parallel on all cores.
+#'
+#' **Confidence.** dlib gives each detection a score (an SVM margin; dlib's
+#' own cut-off is 0), kept in `score`. `confidence` is its logistic,
+#' `1 / (1 + exp(-score))`: a score of 0 is 0.5, 1 is 0.73, 2 is 0.88. It
+#' ranks detections but is not a calibrated probability. The default
+#' `confidence = 0.6` (score 0.4) drops dlib's weakest hits, which are
+#' mostly false: on the shipped photos every face scores above 1 (0.73) and
+#' the one false detection (a patch of the astronaut's suit) 0.13 (0.53).
+#' Faces of 36 to 60 pixels pasted into a test image scored 1 to 2.4.
+#'
+#' @param paths Image paths, or a tibble with a `path` column such as
+#'   [image_files()].
+#' @param model `"hog"` or `"cnn"`.
+#' @param upsample How many times to double the image before looking
+#'   (0 to 3).
+#' @param confidence Keep faces with at least this confidence (0 to 1).
+#' @param verbose Show a progress bar.
+#' @return A tibble with one row per face: `path`, `face` (1, 2, ... per
+#'   image, by decreasing confidence), `confidence`, `xmin`, `ymin`,
+#'   `xmax`, `ymax` (pixel edges of the image as displayed, clipped to it:
+#'   a face covering columns 10 to 19 has `xmin = 10` and `xmax = 20`),
+#'   `image_width`, `image_height`, `score` (dlib's raw score) and
+#'   `problem`. An image without a face keeps one row with `face` and the
+#'   box `NA`, so [count_faces()] reports it with `n = 0`; an image that
+#'   can't be read keeps one such row with `problem` saying why, and one
+#'   warning names them.
+#' @seealso [count_faces()], [crop_faces()], [face_embeddings()],
+#'   [anonymize_faces()].
+#' @export
+#' @examplesIf tv_available()
+#' photos <- list.files(system.file("extdata", "faces", package = "tidyvision"),
+#'                      full.names = TRUE)
+#' faces <- detect_faces(photos)
+#' faces
+#' count_faces(faces)
+detect_faces <- function(paths, model = c("hog", "cnn"), upsample = 1, confidence = 0.6,
+                         verbose = interactive()) {
+  paths <- image_paths(paths)
+  model <- rlang::arg_match(model)
+  check_upsample(upsample)
+  check_confidence(confidence)
+  check_flag(verbose)
+  cols <- engine_call("faces.detect", as.list(paths), model = model,
+                      upsample = as.integer(upsample), confidence = confidence,
+                      progress = progress_callback(verbose, "Finding faces"))
+  faces <- tibble::tibble(
+    path = col_of(cols$path), face = col_of(cols$face, "int"),
+    confidence = col_of(cols$confidence, "dbl"),
+    xmin = col_of(cols$xmin, "dbl"), ymin = col_of(cols$ymin, "dbl"),
+    xmax = col_of(cols$xmax, "dbl"), ymax = col_of(cols$ymax, "dbl"),
+    image_width = col_of(cols$image_width, "int"), image_height = col_of(cols$image_height, "int"),
+    score = col_of(cols$score, "dbl"), problem = col_of(cols$problem)
+  )
+  bad <- !is.na(faces$problem)
+  warn_face_problems(faces$path[bad], faces$problem[bad], "kept as rows without a face")
+  faces
+}
+
+#' Count faces per image
+#'
+#' @param faces A tibble from [detect_faces()].
+#' @param confidence Count only faces with at least this confidence; `NULL`
+#'   counts every row with a face.
+#' @return A tibble with one row per image, in order of first appearance:
+#'   `path` and `n`, the number of faces (0 for images without one, `NA`
+#'   for images that couldn't be read).
+#' @export
+#' @examplesIf tv_available()
+#' photos <- list.files(system.file("extdata", "faces", package = "tidyvision"),
+#'                      full.names = TRUE)
+#' count_faces(detect_faces(photos), confidence = 0.8)
+count_faces <- function(faces, confidence = NULL) {
+  check_faces(faces, c("path", "face"))
+  if (!is.null(confidence)) check_confidence(confidence)
+  counted <- !is.na(faces$face)
+  if (!is.null(confidence)) counted <- counted & (faces$confidence >= confidence) %in% TRUE
+  paths <- unique(faces$path)
+  n <- tabulate(match(faces$path[counted], paths), nbins = length(paths))
+  if ("problem" %in% names(faces)) n[paths %in% faces$path[!is.na(faces$problem)]] <- NA
+  tibble::tibble(path = paths, n = n)
+}
+
+#' Save each face as its own image
+#'
+#' Cuts a square around each face, grown by `margin` on every side (moved
+#' rather than cut where the face is near the border), and writes it to
+#' `dir`, keeping the images' sub-folders below their common parent folder.
+#' Files are named after the image and the face number
+#' (`speech_face2.jpg`); JPEG images give JPEG crops (quality 95), all
+#' others PNG. Each crop is written to a temporary file and renamed, so an
+#' interruption leaves no half-written file. No metadata is copied.
+#'
+#' @param faces A tibble from [detect_faces()] (or any with `path`, `xmin`,
+#'   `ymin`, `xmax` and `ymax`).
+#' @param dir The folder to write to; created if needed.
+#' @param margin Added on each side, as a share of the face's size.
+#' @param size `NULL` to keep the crops' own size, or a number of pixels to
+#'   resize them to (`size` x `size`), e.g. to train a classifier on faces.
+#' @param overwrite Replace existing files. Without it, nothing is written
+#'   when any crop already exists (a `tidyvision_error_exists` error).
+#' @param verbose Show a progress bar.
+#' @return `faces` with a `crop` column: the file written, `NA` for rows
+#'   without a face.
+#' @export
+#' @examplesIf tv_available()
+#' photos <- list.files(system.file("extdata", "faces", package = "tidyvision"),
+#'                      full.names = TRUE)
+#' crops <- crop_faces(detect_faces(photos), file.path(tempdir(), "crops"),
+#'                     size = 150, overwrite = TRUE)
+#' crops$crop
+crop_faces <- function(faces, dir, margin = 0.2, size = NULL, overwrite = FALSE,
+                       verbose = interactive()) {
+  check_faces(faces, c("path", box_columns))
+  check_output_dir(dir)
+  check_number(margin)
+  if (!is.null(size)) check_count(size)
+  check_flag(overwrite)
+  check_flag(verbose)
+  has_box <- stats::complete.cases(faces[box_columns])
+  out <- rep(NA_character_, nrow(faces))
+  out[has_box] <- crop_names(faces[has_box, ], dir)
+  check_outputs(faces$path[has_box], out[has_box], overwrite)
+  res <- engine_call("faces.crop", as.list(faces$path), box_lists(faces),
+                     as.list(ifelse(has_box, out, "")), margin = margin,
+                     size = if (!is.null(size)) as.integer(size), overwrite = overwrite,
+                     progress = progress_callback(verbose, "Cropping faces"))
+  problems <- col_of(res$problem)
+  bad <- !is.na(problems)
+  warn_face_problems(out[bad], problems[bad], "not written")
+  out[bad] <- NA
+  faces$crop <- out
+  faces
+}
+
+crop_names <- function(faces, dir) {
+  number <- faces$face
+  within <- stats::ave(seq_along(faces$path), faces$path, FUN = seq_along)
+  number <- if (is.null(number)) within else ifelse(is.na(number), within, number)
+  copies <- mirror_paths(faces$path, dir)
+  ext <- ifelse(grepl("[.]jpe?g$", faces$path, ignore.case = TRUE), ".jpg", ".png")
+  paste0(sub("[.][^./]*$", "", copies), "_face", number, ext)
+}
+
+#' Face embeddings: 128 numbers per face
+#'
+#' dlib's face recognition network (a ResNet trained on about 3 million
+#' faces; 99.38% on the LFW benchmark) turns each face into a point in 128
+#' dimensions, after aligning it on five landmarks (eye corners and nose)
+#' as dlib intends. Photos of one person land close together: dlib
+#' documents that a Euclidean distance below 0.6 usually means the same
+#' person. [fit_identities()] builds on this.
+#'
+#' Embeddings are biometric data under the GDPR (art. 4(14) and 9): see
+#' `vignette("faces", package = "tidyvision")` before you compute them on
+#' people who did not agree to it.
+#'
+#' @param faces A tibble from [detect_faces()], or image paths (faces are
+#'   then detected first, with `...` passed to [detect_faces()]).
+#' @param num_jitters Also embed this many randomly jittered copies of each
+#'   face and average them: slightly more robust, `num_jitters + 1` times
+#'   slower.
+#' @param ... Passed to [detect_faces()] when `faces` are paths.
+#' @param verbose Show a progress bar.
+#' @return `faces` with an `embedding` column: a numeric matrix with one
+#'   row per face and 128 columns (`faces$embedding[i, ]` is face `i`);
+#'   rows without a face are `NA`. `dist(faces$embedding)` gives all the
+#'   pairwise distances.
+#' @export
+#' @examplesIf tv_available()
+#' photos <- list.files(system.file("extdata", "faces", package = "tidyvision"),
+#'                      full.names = TRUE)
+#' faces <- face_embeddings(photos)
+#' dim(faces$embedding)
+#' round(as.matrix(dist(faces$embedding)), 2)
+face_embeddings <- function(faces, num_jitters = 0, ..., verbose = interactive()) {
+  check_flag(verbose)
+  if (is.data.frame(faces) && all(box_columns %in% names(faces))) {
+    rlang::check_dots_empty()
+  } else {
+    faces <- detect_faces(faces, ..., verbose = verbose)
+  }
+  check_faces(faces, c("path", box_columns))
+  check_whole(num_jitters)
+  res <- engine_call("faces.embed", as.list(faces$path), box_lists(faces),
+                     num_jitters = as.integer(num_jitters),
+                     progress = progress_callback(verbose, "Embedding faces"))
+  embedding <- matrix(res$embedding, nrow = nrow(faces))
+  embedding[is.nan(embedding)] <- NA_real_
+  problems <- col_of(res$problem)
+  known <- if ("problem" %in% names(faces)) !is.na(faces$problem) else FALSE
+  bad <- !is.na(problems) & !known
+  warn_face_problems(faces$path[bad], problems[bad], "their embeddings are NA")
+  faces$embedding <- embedding
+  faces
+}
+
+#' Copies of images with every face obscured
+#'
+#' For sharing images under data protection rules: writes a copy of each
+#' image to `dir` (keeping sub-folders below the images' common parent)
+#' with every detected face, grown by `margin`, blurred, pixelated or
+#' filled black. The originals are never touched. Copies are written to a
+#' temporary file and renamed, and keep no metadata (EXIF, including GPS
+#' position and camera serial numbers, is dropped); images without a face
+#' are copied too, so `dir` holds the whole set.
+#'
+#' Detectors miss faces: small, turned, covered or blurred ones. Look at the
+#' copies before you share them (images with `status == "no_face"` first),
+#' and give the boxes of faces you found by hand: `paths` may be a tibble
+#' from [detect_faces()] to which you added rows. The default `confidence`
+#' is lower than [detect_faces()]'s because here a missed face costs more
+#' than a blurred patch of background. Blurring and pixelation hide a face
+#' from people and from face recognition at the strength used here, but
+#' neither is proven irreversible; `"fill"` is.
+#'
+#' @param paths Image paths or a tibble with a `path` column, such as
+#'   [image_files()]: faces are detected. Or a tibble from [detect_faces()]
+#'   (columns `path`, `xmin`, `ymin`, `xmax`, `ymax`): exactly those boxes
+#'   are obscured (rows with `NA` boxes: none).
+#' @param dir The folder for the copies. It must not be the images' own
+#'   folder.
+#' @param method `"blur"` (a Gaussian blur with a radius of a sixth of the
+#'   box), `"pixelate"` (about 7 blocks across the box) or `"fill"`
+#'   (black).
+#' @param margin Grow each face box by this share of its size on each side,
+#'   to cover hair, ears and chin.
+#' @param overwrite Replace existing files in `dir`. Without it, nothing is
+#'   written when any copy already exists (a `tidyvision_error_exists`
+#'   error).
+#' @param model,upsample,confidence How faces are detected; see
+#'   [detect_faces()].
+#' @param verbose Show a progress bar.
+#' @return A tibble with one row per image: `path`, `output` (the copy;
+#'   `NA` when nothing was written), `n_faces` obscured, `status`
+#'   (`"anonymized"`, `"no_face"`, `"unreadable"`, or `"failed"` when the
+#'   copy couldn't be written) and `problem`. Unreadable images never stop
+#'   the others; one warning names them.
+#' @export
+#' @examplesIf tv_available()
+#' faces_dir <- system.file("extdata", "faces", package = "tidyvision")
+#' done <- anonymize_faces(list.files(faces_dir, full.names = TRUE),
+#'                         file.path(tempdir(), "anonymized"), overwrite = TRUE)
+#' done
+#' plot_images(done$output, n = 5)
+anonymize_faces <- function(paths, dir, method = c("blur", "pixelate", "fill"), margin = 0.3,
+                            overwrite = FALSE, model = c("hog", "cnn"), upsample = 1,
+                            confidence = 0.5, verbose = interactive()) {
+  method <- rlang::arg_match(method)
+  model <- rlang::arg_match(model)
+  check_output_dir(dir)
+  check_number(margin)
+  check_flag(overwrite)
+  check_upsample(upsample)
+  check_confidence(confidence)
+  check_flag(verbose)
+  given <- is.data.frame(paths) && all(box_columns %in% names(paths))
+  images <- unique(image_paths(paths))
+  outputs <- mirror_paths(images, dir)
+  check_outputs(images, outputs, overwrite)
+  res <- engine_call("faces.anonymize", as.list(images), as.list(outputs),
+                     boxes = if (given) boxes_by_image(paths, images),
+                     model = model, upsample = as.integer(upsample), confidence = confidence,
+                     method = method, margin = margin, overwrite = overwrite,
+                     progress = progress_callback(verbose, "Anonymizing"))
+  out <- tibble::tibble(path = images, output = outputs, n_faces = col_of(res$n_faces, "int"),
+                        status = col_of(res$status), problem = col_of(res$problem))
+  out$output[out$status %in% c("unreadable", "failed")] <- NA
+  bad <- !is.na(out$problem)
+  warn_face_problems(out$path[bad], out$problem[bad], "no copy was written")
+  if (verbose && any(out$status == "no_face")) {
+    cli::cli_inform(c(i = "{sum(out$status == 'no_face')} image{?s} had no face detected and {?was/were} copied unchanged; check {?it/them} by eye."))
+  }
+  out
+}
+
+boxes_by_image <- function(faces, images) {
+  ok <- stats::complete.cases(faces[box_columns])
+  m <- as.matrix(faces[ok, box_columns])
+  rows <- split(seq_len(nrow(m)), factor(faces$path[ok], levels = images))
+  unname(lapply(rows, function(r) lapply(r, function(i) unname(m[i, ]))))
+}
+
+# Box columns as a dict of four lists of doubles (NA arrives in Python as NaN).
+box_lists <- function(faces) {
+  lapply(unclass(faces[box_columns]), function(x) as.list(as.double(x)))
+}
+
+# Where copies of `paths` go in `dir`: the same sub-folders below the
+# images' common parent folder, so two images with one name never collide.
+# Missing files (never written) don't count towards that parent.
+mirror_paths <- function(paths, dir) {
+  full <- absolute_path(paths)
+  present <- file.exists(full)
+  root <- common_parent(dirname(full[if (any(present)) present else TRUE]))
+  inside <- startsWith(full, paste0(sub("/$", "", root), "/"))
+  file.path(absolute_path(dir), ifelse(inside, substring(full, nchar(root) + 2), basename(full)))
+}
+
+absolute_path <- function(x) {
+  x <- normalizePath(x, winslash = "/", mustWork = FALSE)
+  relative <- !grepl("^(/|[A-Za-z]:/)", x)
+  x[relative] <- file.path(normalizePath(getwd(), winslash = "/"), x[relative])
+  x
+}
+
+common_parent <- function(dirs) {
+  parts <- strsplit(unique(dirs), "/", fixed = TRUE)
+  first <- parts[[1]]
+  k <- 0
+  while (k < min(lengths(parts)) && all(vapply(parts, `[`, "", k + 1) == first[k + 1])) k <- k + 1
+  paste(first[seq_len(k)], collapse = "/")
+}
+
+check_outputs <- function(inputs, outputs, overwrite, call = caller_env()) {
+  if (anyDuplicated(outputs)) {
+    tv_abort(c("Two faces or images would be written to the same file:",
+               bullets_of(unique(outputs[duplicated(outputs)]))),
+             class = "bad_argument", call = call)
+  }
+  same <- outputs %in% absolute_path(inputs)
+  if (any(same)) {
+    tv_abort(c("{.arg dir} would replace the images themselves:", bullets_of(outputs[same]),
+               i = "Write the copies to another folder."), class = "bad_argument", call = call)
+  }
+  existing <- outputs[file.exists(outputs)]
+  if (length(existing) > 0 && !overwrite) {
+    tv_abort(c("{length(existing)} file{?s} already exist{?s/} in {.arg dir}; nothing was written:",
+               bullets_of(existing), i = "Use {.code overwrite = TRUE} to replace them, or another {.arg dir}."),
+             class = "exists", call = call)
+  }
+}
+
+check_faces <- function(faces, columns, arg = rlang::caller_arg(faces), call = caller_env()) {
+  if (!is.data.frame(faces)) {
+    tv_abort(c("{.arg {arg}} must be a tibble of faces, not {.obj_type_friendly {faces}}.",
+               i = "Make one with {.fn detect_faces}."), class = "bad_argument", call = call)
+  }
+  missing <- setdiff(columns, names(faces))
+  if (length(missing) > 0) {
+    tv_abort(c("{.arg {arg}} has no {.field {missing}} column{?s}.",
+               i = "Use a tibble from {.fn detect_faces}."), class = "missing_column", call = call)
+  }
+}
+
+check_output_dir <- function(dir, call = caller_env()) {
+  if (!rlang::is_string(dir) || is.na(dir) || !nzchar(dir)) {
+    tv_abort("{.arg dir} must be a folder path, not {.obj_type_friendly {dir}}.",
+             class = "bad_argument", call = call)
+  }
+  if (file.exists(dir) && !dir.exists(dir)) {
+    tv_abort("{.arg dir} must be a folder, but {.path {dir}} is a file.",
+             class = "not_a_directory", call = call)
+  }
+}
+
+check_upsample <- function(x, call = caller_env()) {
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || !x %in% 0:3) {
+    tv_abort(c("{.arg upsample} must be 0, 1, 2 or 3, not {shown_value(x)}.",
+               i = "Each step doubles the image: 1 finds faces down to about 40 pixels, 2 to about 20."),
+             class = "bad_argument", call = call)
+  }
+}
+
+check_confidence <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < 0 || x >= 1) {
+    tv_abort("{.arg {arg}} must be a number from 0 to below 1, not {shown_value(x)}.",
+             class = "bad_argument", call = call)
+  }
+}
+
+check_whole <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < 0 || x != round(x)) {
+    tv_abort("{.arg {arg}} must be a whole number >= 0, not {shown_value(x)}.",
+             class = "bad_argument", call = call)
+  }
+}
+
+# A number as itself, anything else by its type.
+shown_value <- function(x) {
+  if (is.numeric(x) && length(x) == 1 && !is.na(x)) format(x) else cli::format_inline("{.obj_type_friendly {x}}")
+}
+
+warn_face_problems <- function(paths, problems, what) {
+  if (length(paths) == 0) return(invisible())
+  tv_warn(c("{length(paths)} image{?s} can't be read or written; {what}:",
+            bullets_of(paste0(paths, ": ", problems))), class = "unreadable")
+}
