@@ -58,7 +58,7 @@ check:
 	@mkdir -p $(OUT)
 	rm -f tidyvision_*.tar.gz
 	R CMD build . >$(OUT)/build.log 2>&1 || { cat $(OUT)/build.log; exit 1; }
-	_R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual --no-tests -o $(OUT) tidyvision_*.tar.gz \
+	_R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual --no-tests --ignore-vignettes -o $(OUT) tidyvision_*.tar.gz \
 	  2>&1 | tee $(OUT)/check.log | grep -E '^(Status|\* checking.*(ERROR|WARNING|NOTE))' || true
 
 test: python-env

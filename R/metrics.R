@@ -355,6 +355,7 @@ autoplot.tv_confusion <- function(object, ...) {
 #' With no mistakes the result is an empty plot that says so.
 #'
 #' @inheritParams image_metrics
+#' @param truth The column with the true class.
 #' @param estimate The column with the predicted class.
 #' @param n The number of mistakes to show.
 #' @param path The column with the image paths.
