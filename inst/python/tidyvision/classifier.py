@@ -6,11 +6,10 @@ calls don't rebuild them.
 """
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import config, transforms
+from . import config, images, transforms
 from .backbones import build_backbone, split_head
 from .errors import check
 
@@ -98,23 +97,18 @@ def predict(paths, weights_path, backbone, n_classes, resize="rescale_crop", ima
     paths = list(paths)
     probs = np.full((len(paths), int(n_classes)), np.nan, dtype=np.float32)
     problems = [None] * len(paths)
-    chunks = [range(i, min(i + batch_size, len(paths))) for i in range(0, len(paths), batch_size)]
 
-    def decode(chunk):
-        return transforms.decode_many([paths[i] for i in chunk], loader, min_side)
+    def decode(path):
+        im, problem = images.try_load_rgb(path, min_side)
+        return (loader(im), None) if im is not None else (None, problem)
 
-    with ThreadPoolExecutor(max_workers=1) as ahead:
-        pending = ahead.submit(decode, chunks[0]) if chunks else None
-        for k, chunk in enumerate(chunks):
-            tensors, chunk_problems = pending.result()
-            if k + 1 < len(chunks):
-                pending = ahead.submit(decode, chunks[k + 1])
-            ok = [j for j, t in enumerate(tensors) if t is not None]
-            for j, p in zip(chunk, chunk_problems):
-                problems[j] = p
-            if ok:
-                p = forward_probs(model, torch.stack([tensors[j] for j in ok]), device, precision)
-                probs[[chunk[j] for j in ok]] = p
-            if progress is not None:
-                progress(chunk[-1] + 1, len(paths))
+    for offset, chunk, decoded in images.prefetched(paths, batch_size, decode):
+        ok = [j for j, (t, _) in enumerate(decoded) if t is not None]
+        for j, (_, problem) in enumerate(decoded):
+            problems[offset + j] = problem
+        if ok:
+            x = torch.stack([decoded[j][0] for j in ok])
+            probs[[offset + j for j in ok]] = forward_probs(model, x, device, precision)
+        if progress is not None:
+            progress(offset + len(chunk), len(paths))
     return {"prob": probs, "problem": problems}

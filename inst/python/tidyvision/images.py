@@ -212,3 +212,21 @@ def _thumbnail(args):
 def thumbnails(paths, size=128, workers=None):
     """Small upright RGB arrays (h, w, 3, uint8) for plots; None where unreadable."""
     return parallel_map(_thumbnail, [(p, int(size)) for p in paths], workers)
+
+
+def prefetched(items, size, decode):
+    """(offset, chunk, decoded) for chunks of ``items``: the next chunk decodes
+    in threads while the caller works on this one."""
+    items = list(items)
+    chunks = [items[i:i + size] for i in range(0, len(items), size)]
+
+    def job(chunk):
+        return parallel_map(decode, chunk)
+
+    with ThreadPoolExecutor(max_workers=1) as ahead:
+        pending = ahead.submit(job, chunks[0]) if chunks else None
+        for k, chunk in enumerate(chunks):
+            decoded = pending.result()
+            if k + 1 < len(chunks):
+                pending = ahead.submit(job, chunks[k + 1])
+            yield k * size, chunk, decoded

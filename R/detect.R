@@ -1,0 +1,301 @@
+#' Detect and locate objects with YOLO
+#'
+#' Runs a YOLO detector (ultralytics) over images and returns one row per
+#' object found: its class, confidence and box. Boxes are in pixels of the
+#' image as displayed (after its EXIF orientation), with the origin at the
+#' top left. Images are decoded once, upright, and sent in batches.
+#'
+#' Every image appears in the result: an image with no object is one row
+#' with `object`, `class`, `confidence` and the box `NA`, so that
+#' [count_objects()] reports zero for it. An image that can't be read is
+#' such a row too, with `image_width` and `image_height` also `NA`, and one
+#' warning names them.
+#'
+#' **Weights and the network.** `model` is a `.pt` file, a detector from
+#' [train_detector()], or the name of a model ultralytics publishes, such as
+#' `"yolov8n.pt"` (trained on the 80 COCO classes: person, car, dog, ...).
+#' A name is looked for in the working directory and in tidyvision's cache
+#' folder, and downloaded into that folder only if it is missing and the
+#' machine is online. Offline (or with the environment variable
+#' `TIDYVISION_OFFLINE=1` or `YOLO_OFFLINE=1` set before tidyvision starts
+#' Python, e.g. in `.Renviron`), a missing file is an error of class
+#' `tidyvision_error_weights_missing` that says where to put it. Apart from
+#' such a download, nothing here uses the network: ultralytics runs with
+#' `YOLO_OFFLINE=1`, its settings in tidyvision's cache folder
+#' (`~/.cache/tidyvision` on Linux; `TIDYVISION_CACHE_DIR` moves it), and no
+#' analytics, update checks, package installs or font downloads. Like every ultralytics
+#' `.pt` file, the weights file is a Python pickle: load only files you
+#' trust.
+#'
+#' @param paths Image paths, or a tibble with a `path` column (e.g. from
+#'   [image_files()]).
+#' @param model A `.pt` file, a model name such as `"yolov8n.pt"`, or a
+#'   `tv_detector` from [train_detector()].
+#' @param confidence Keep objects with at least this confidence (0 to 1).
+#' @param iou Overlap (intersection over union, 0 to 1) above which
+#'   non-maximum suppression keeps only the more confident of two boxes of a
+#'   class.
+#' @param classes `NULL` for every class, or the names of the classes to
+#'   keep, e.g. `c("person", "car")`.
+#' @param image_size Side in pixels the images are resized to for the
+#'   network; by default the size the model was trained at.
+#' @param batch_size Images per forward pass.
+#' @param device `"auto"`, `"cpu"`, `"cuda"` or `"mps"`.
+#' @param verbose Show a progress bar.
+#' @return A tibble with `path`, `object` (1, 2, ... within an image, most
+#'   confident first), `class`, `confidence` (0 to 1), `xmin`, `ymin`,
+#'   `xmax`, `ymax` (pixels) and `image_width`, `image_height` (pixels as
+#'   displayed).
+#' @seealso [count_objects()], [plot_detections()], [train_detector()].
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", "animals", package = "tidyvision"))
+#' # YOLOv8n trained on COCO: downloaded once when online; offline and not
+#' # on disk, a classed error that says how to get it.
+#' found <- tryCatch(
+#'   detect_objects(imgs[1:6, ], model = "yolov8n.pt"),
+#'   tidyvision_error_weights_missing = function(e) {
+#'     message(conditionMessage(e))
+#'     NULL
+#'   }
+#' )
+#' if (!is.null(found)) {
+#'   print(count_objects(found, class = c("dog", "cat", "bird")))
+#'   plot_detections(found)
+#' }
+detect_objects <- function(paths, model = "yolov8n.pt", confidence = 0.25, iou = 0.7,
+                           classes = NULL, image_size = NULL, batch_size = 16,
+                           device = "auto", verbose = interactive()) {
+  paths <- image_paths(paths)
+  check_probability(confidence)
+  check_probability(iou)
+  check_count(batch_size)
+  if (!is.null(image_size)) check_count(image_size)
+  if (!is.null(classes) && (!is.character(classes) || anyNA(classes))) {
+    tv_abort("{.arg classes} must be class names such as {.code c(\"person\", \"car\")}, or NULL.",
+             class = "bad_argument")
+  }
+  cols <- engine_call("detect.detect", as.list(paths), detector_weights(model),
+                      confidence = confidence, iou = iou,
+                      classes = if (!is.null(classes)) as.list(classes),
+                      image_size = if (!is.null(image_size)) as.integer(image_size),
+                      batch_size = as.integer(batch_size), device = device,
+                      progress = progress_callback(verbose, "Detecting objects"))
+  out <- detections_tibble(cols)
+  warn_unreadable_rows(out$path, col_of(cols$problem), "boxes and sizes")
+  out
+}
+
+# One warning naming the rows whose image couldn't be read.
+warn_unreadable_rows <- function(paths, problems, kept) {
+  bad <- !is.na(problems)
+  if (!any(bad)) return(invisible())
+  tv_warn(c("{sum(bad)} image{?s} can't be read; kept with {.code NA} {kept}:",
+            bullets_of(paste0(paths[bad], ": ", problems[bad]))), class = "unreadable")
+}
+
+detections_tibble <- function(cols) {
+  tibble::tibble(
+    path = col_of(cols$path), object = col_of(cols$object, "int"), class = col_of(cols$class),
+    confidence = col_of(cols$confidence, "dbl"),
+    xmin = col_of(cols$xmin, "dbl"), ymin = col_of(cols$ymin, "dbl"),
+    xmax = col_of(cols$xmax, "dbl"), ymax = col_of(cols$ymax, "dbl"),
+    image_width = col_of(cols$image_width, "int"), image_height = col_of(cols$image_height, "int")
+  )
+}
+
+# The weights file (or model name) behind `model`, for the engine.
+detector_weights <- function(model, arg = rlang::caller_arg(model), call = caller_env()) {
+  if (inherits(model, "tv_detector")) {
+    check_detector(model, arg, call)
+    return(model$weights)
+  }
+  if (!rlang::is_string(model) || !nzchar(model)) {
+    tv_abort("{.arg {arg}} must be a .pt file, a model name such as {.val yolov8n.pt}, or a detector from {.fn train_detector}.",
+             class = "bad_argument", call = call)
+  }
+  if (file.exists(model)) normalizePath(model) else model
+}
+
+check_detector <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  if (!file.exists(x$weights)) {
+    tv_abort(c("The weights of this detector are gone: {.path {x$weights}}.",
+               i = "A detector trained without {.arg dir} lives in the session's temporary folder; give {.fn train_detector} a {.arg dir} to keep one."),
+             class = "weights_missing", call = call)
+  }
+}
+
+check_probability <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < 0 || x > 1) {
+    tv_abort("{.arg {arg}} must be a number between 0 and 1, not {.obj_type_friendly {x}}.",
+             class = "bad_argument", call = call)
+  }
+}
+
+#' Count the objects found in each image
+#'
+#' Turns the boxes of [detect_objects()] into counts per image and class:
+#' the number of people at a protest, of police cars in a street, of flags
+#' on a stage. Images where nothing was found count as zero, and images that
+#' could not be read as `NA`.
+#'
+#' @param detections A tibble from [detect_objects()] (columns `path` and
+#'   `class`; rows with `class` `NA` are images without objects).
+#' @param class `NULL` to count every class found, one row per image and
+#'   class (an image without objects is one row with `class` `NA` and
+#'   `n = 0`); or class names, to get one row per image and named class,
+#'   zeros included.
+#' @return A tibble with `path`, `class` and `n` (integer), images in the
+#'   order of `detections`.
+#' @export
+#' @examples
+#' found <- tibble::tibble(
+#'   path = c("a.jpg", "a.jpg", "a.jpg", "b.jpg"),
+#'   object = c(1L, 2L, 3L, NA), class = c("person", "person", "car", NA),
+#'   confidence = c(0.9, 0.8, 0.6, NA)
+#' )
+#' count_objects(found)
+#' count_objects(found, class = c("person", "dog"))
+count_objects <- function(detections, class = NULL) {
+  check_detections(detections)
+  if (!is.null(class) && (!is.character(class) || anyNA(class) || length(class) == 0)) {
+    tv_abort("{.arg class} must be class names, or NULL for every class found.", class = "bad_argument")
+  }
+  paths <- unique(detections$path)
+  unreadable <- if ("image_width" %in% names(detections)) {
+    unique(detections$path[is.na(detections$image_width)])
+  } else character()
+  found <- detections[!is.na(detections$class), c("path", "class")]
+  if (is.null(class)) {
+    counts <- dplyr::count(found, .data$path, .data$class, name = "n")
+    empty <- tibble::tibble(path = setdiff(paths, found$path), class = NA_character_, n = 0L)
+    out <- dplyr::bind_rows(counts, empty)
+    out <- out[order(match(out$path, paths), out$class), ]
+  } else {
+    out <- tibble::tibble(path = rep(paths, each = length(class)), class = rep(class, length(paths)))
+    key <- paste(found$path, found$class, sep = "\r")
+    out$n <- as.integer(tabulate(match(key, paste(out$path, out$class, sep = "\r")), nrow(out)))
+  }
+  out$n[out$path %in% unreadable] <- NA_integer_
+  out$n <- as.integer(out$n)
+  out
+}
+
+check_detections <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  if (!is.data.frame(x) || !all(c("path", "class") %in% names(x))) {
+    tv_abort(c("{.arg {arg}} must be a data frame with {.field path} and {.field class} columns.",
+               i = "Make one with {.fn detect_objects}."), class = "bad_argument", call = call)
+  }
+}
+
+#' Draw the detected boxes on the images
+#'
+#' Each image with its boxes, coloured by class and labelled with the class
+#' and confidence: the quickest check that a detector finds what you think
+#' it finds.
+#'
+#' @param detections A tibble from [detect_objects()].
+#' @param path Paths of the images to draw (they must be in `detections`);
+#'   by default the first `n` images of `detections`.
+#' @param n How many images to draw when `path` is `NULL`.
+#' @param size Size in pixels (longer side) the images are drawn at.
+#' @param ncol Images per row; by default up to 3.
+#' @return A ggplot, one panel per image.
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", "animals", package = "tidyvision"))
+#' dog <- imgs[basename(imgs$path) == "dog.jpg", ]
+#' # A box as detect_objects() returns it, here drawn by hand:
+#' found <- tibble::tibble(
+#'   path = dog$path, object = 1L, class = "dog", confidence = 0.91,
+#'   xmin = 0.25 * dog$width, ymin = 0.1 * dog$height,
+#'   xmax = 0.75 * dog$width, ymax = 0.95 * dog$height,
+#'   image_width = dog$width, image_height = dog$height
+#' )
+#' plot_detections(found)
+plot_detections <- function(detections, path = NULL, n = 6, size = 512, ncol = NULL) {
+  check_detections(detections)
+  check_count(n)
+  check_count(size)
+  paths <- unique(detections$path)
+  if (!is.null(path)) {
+    missing <- setdiff(path, paths)
+    if (length(missing)) {
+      tv_abort(c("{length(missing)} image{?s} in {.arg path} {?is/are} not in {.arg detections}:",
+                 bullets_of(missing)),
+               class = "bad_argument")
+    }
+    paths <- unique(path)
+  } else {
+    paths <- utils::head(paths, n)
+  }
+  if (length(paths) == 0) {
+    tv_abort("{.arg detections} has no images to draw.", class = "no_images")
+  }
+  ncol <- ncol %||% min(length(paths), 3)
+  thumbs <- read_thumbnails(paths, as.integer(size))
+  panels <- factor(panel_titles(paths), levels = panel_titles(paths))
+  boxes <- detection_boxes(detections, paths, thumbs, panels)
+  detection_plot(boxes, thumbs, panels, ncol)
+}
+
+panel_titles <- function(paths) {
+  titles <- truncate_name(basename(paths), 30)
+  if (anyDuplicated(titles)) titles <- paste0(seq_along(paths), ". ", titles)
+  titles
+}
+
+# Boxes in each panel's unit square: the image fits [0, 1] on its longer
+# side, top-aligned, y pointing up.
+detection_boxes <- function(detections, paths, thumbs, panels) {
+  d <- detections[detections$path %in% paths & !is.na(detections$class), , drop = FALSE]
+  i <- match(d$path, paths)
+  dims <- image_dims(detections, paths, thumbs)
+  s <- 1 / pmax(dims$width, dims$height)[i]
+  tibble::tibble(
+    .panel = panels[i], class = d$class,
+    label = sprintf("%s %.2f", d$class, d$confidence),
+    xmin = d$xmin * s, xmax = d$xmax * s, ymin = 1 - d$ymax * s, ymax = 1 - d$ymin * s
+  )
+}
+
+# Displayed size of each image: from the detections, else its thumbnail.
+image_dims <- function(detections, paths, thumbs) {
+  first <- match(paths, detections$path)
+  width <- if ("image_width" %in% names(detections)) detections$image_width[first] else rep(NA, length(paths))
+  height <- if ("image_height" %in% names(detections)) detections$image_height[first] else rep(NA, length(paths))
+  tw <- vapply(thumbs, function(t) if (is.null(t)) 1 else ncol(t), numeric(1))
+  th <- vapply(thumbs, function(t) if (is.null(t)) 1 else nrow(t), numeric(1))
+  list(width = ifelse(is.na(width), tw, width), height = ifelse(is.na(height), th, height))
+}
+
+detection_plot <- function(boxes, thumbs, panels, ncol) {
+  frame <- tibble::tibble(.panel = rep(panels, each = 2), x = rep(c(0, 1), length(panels)),
+                          y = rep(c(0, 1), length(panels)))
+  p <- ggplot2::ggplot(frame, ggplot2::aes(.data$x, .data$y)) + ggplot2::geom_blank()
+  for (i in seq_along(thumbs)) {
+    t <- thumbs[[i]]
+    if (is.null(t)) {
+      p <- p + ggplot2::geom_text(data = tibble::tibble(.panel = panels[i], x = 0.5, y = 0.5),
+                                  label = "can't read", colour = "grey30")
+      next
+    }
+    s <- 1 / max(nrow(t), ncol(t))
+    p <- p + panel_raster(t, panels[i], 0, ncol(t) * s, 1 - nrow(t) * s, 1)
+  }
+  if (nrow(boxes) > 0) {
+    p <- p +
+      ggplot2::geom_rect(data = boxes, ggplot2::aes(xmin = .data$xmin, xmax = .data$xmax, ymin = .data$ymin,
+                                                    ymax = .data$ymax, colour = .data$class),
+                         fill = NA, linewidth = 0.8, inherit.aes = FALSE) +
+      ggplot2::geom_label(data = boxes, ggplot2::aes(x = .data$xmin, y = .data$ymax, label = .data$label,
+                                                     fill = .data$class),
+                          colour = "white", size = 2.6, hjust = 0, vjust = 0, label.size = 0,
+                          label.padding = ggplot2::unit(1.5, "pt"), inherit.aes = FALSE, show.legend = FALSE)
+  }
+  p + ggplot2::facet_wrap(ggplot2::vars(.data$.panel), ncol = ncol) +
+    ggplot2::coord_fixed(xlim = c(0, 1), ylim = c(0, 1.04), expand = FALSE) +
+    ggplot2::labs(colour = "Class") +
+    ggplot2::theme_void() +
+    ggplot2::theme(strip.text = ggplot2::element_text(margin = ggplot2::margin(4, 0, 4, 0)))
+}
