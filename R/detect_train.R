@@ -226,9 +226,7 @@ format.tv_detector <- function(x, ...) {
 
 #' @export
 print.tv_detector <- function(x, ...) {
-  cat(format(cli::rule(left = "tidyvision detector")), "\n", sep = "")
-  cat(format(x), sep = "\n")
-  invisible(x)
+  print_titled(x, "tidyvision detector")
 }
 
 #' @rdname train_detector

@@ -29,3 +29,10 @@ bullets_of <- function(x, n = 5) {
 }
 
 cli_escape <- function(x) gsub("}", "}}", gsub("{", "{{", x, fixed = TRUE), fixed = TRUE)
+
+# print() of the objects users hold: a titled rule, then format()'s lines.
+print_titled <- function(x, title) {
+  cat(format(cli::rule(left = title)), "\n", sep = "")
+  cat(format(x), sep = "\n")
+  invisible(x)
+}

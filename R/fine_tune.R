@@ -192,7 +192,8 @@ check_number <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
 
 #' Training history of a classifier
 #'
-#' @param x A `tv_classifier` from [fine_tune()].
+#' @param x A `tv_classifier` from [fine_tune()] or a `tv_detector` from
+#'   [train_detector()].
 #' @param ... Unused.
 #' @return A tibble with one row per epoch and split (`train`, `val`):
 #'   `epoch, split, loss, accuracy, precision, recall, f1, learning_rate,
@@ -224,9 +225,7 @@ format.tv_classifier <- function(x, ...) {
 
 #' @export
 print.tv_classifier <- function(x, ...) {
-  cat(format(cli::rule(left = "tidyvision classifier")), "\n", sep = "")
-  cat(format(x), sep = "\n")
-  invisible(x)
+  print_titled(x, "tidyvision classifier")
 }
 
 #' Plot a classifier's training history

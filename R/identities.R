@@ -178,7 +178,5 @@ format.tv_identities <- function(x, ...) {
 
 #' @export
 print.tv_identities <- function(x, ...) {
-  cat(format(cli::rule(left = "tidyvision identities")), "\n", sep = "")
-  cat(format(x), sep = "\n")
-  invisible(x)
+  print_titled(x, "tidyvision identities")
 }

@@ -112,7 +112,5 @@ format.tv_config <- function(x, ...) {
 
 #' @export
 print.tv_config <- function(x, ...) {
-  cat(format(cli::rule(left = "tidyvision configuration")), "\n", sep = "")
-  cat(format(x), sep = "\n")
-  invisible(x)
+  print_titled(x, "tidyvision configuration")
 }

@@ -308,9 +308,7 @@ format.tv_tag_validation <- function(x, ...) {
 
 #' @export
 print.tv_tag_validation <- function(x, ...) {
-  cat(format(cli::rule(left = "tidyvision tag validation")), "\n", sep = "")
-  cat(format(x), sep = "\n")
-  invisible(x)
+  print_titled(x, "tidyvision tag validation")
 }
 
 #' @export
