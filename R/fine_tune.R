@@ -46,7 +46,10 @@
 #' @param device `"auto"` (cuda, then mps, then cpu), `"cpu"`, `"cuda"` or
 #'   `"mps"`.
 #' @param precision `"auto"` (bf16 where the CPU runs it fast, fp16/bf16 on
-#'   GPUs, else fp32), `"bf16"`, `"fp16"` or `"fp32"`.
+#'   GPUs, else fp32), `"bf16"`, `"fp16"` or `"fp32"`. On a CPU, `"auto"`
+#'   trains batches smaller than 16 in fp32 (with channels_last), which
+#'   measured as fast as bf16 there; validation, feature extraction and
+#'   prediction always use bf16 where it is fast.
 #' @param verbose Show a progress bar.
 #' @return A `tv_classifier`: use [predict()][predict.tv_classifier],
 #'   [history()], `autoplot()` and [save_classifier()].

