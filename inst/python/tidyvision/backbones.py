@@ -7,7 +7,6 @@ from a local state-dict file. Nothing is ever unpickled: ``.pth`` files are
 read with ``weights_only=True``.
 """
 import os
-from pathlib import Path
 
 from .errors import TidyvisionError, check
 
@@ -185,8 +184,3 @@ def weights_digest(path):
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def ensure_dir(path):
-    Path(path).mkdir(parents=True, exist_ok=True)
-    return path
