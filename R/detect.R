@@ -126,10 +126,7 @@ check_detector <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
 }
 
 check_probability <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
-  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < 0 || x > 1) {
-    tv_abort("{.arg {arg}} must be a number between 0 and 1, not {.obj_type_friendly {x}}.",
-             class = "bad_argument", call = call)
-  }
+  check_scalar(x, function(v) v >= 0 && v <= 1, "a number between 0 and 1", arg, call)
 }
 
 #' Count the objects found in each image

@@ -381,23 +381,13 @@ check_upsample <- function(x, call = caller_env()) {
 }
 
 check_confidence <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
-  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < 0 || x >= 1) {
-    tv_abort("{.arg {arg}} must be a number from 0 to below 1, not {shown_value(x)}.",
-             class = "bad_argument", call = call)
-  }
+  check_scalar(x, function(v) v >= 0 && v < 1, "a number from 0 to below 1", arg, call)
 }
 
 check_whole <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
-  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < 0 || x != round(x)) {
-    tv_abort("{.arg {arg}} must be a whole number >= 0, not {shown_value(x)}.",
-             class = "bad_argument", call = call)
-  }
+  check_scalar(x, function(v) v >= 0 && v == round(v), "a whole number >= 0", arg, call)
 }
 
-# A number as itself, anything else by its type.
-shown_value <- function(x) {
-  if (is.numeric(x) && length(x) == 1 && !is.na(x)) format(x) else cli::format_inline("{.obj_type_friendly {x}}")
-}
 
 warn_face_problems <- function(paths, problems, what) {
   if (length(paths) == 0) return(invisible())

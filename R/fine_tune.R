@@ -180,17 +180,11 @@ warn_skipped <- function(paths, problems) {
 }
 
 check_count <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
-  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < 1 || x != round(x)) {
-    tv_abort("{.arg {arg}} must be a whole number >= 1, not {.obj_type_friendly {x}}.",
-             class = "bad_argument", call = call)
-  }
+  check_scalar(x, function(v) v >= 1 && v == round(v), "a whole number >= 1", arg, call)
 }
 
 check_number <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
-  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < 0) {
-    tv_abort("{.arg {arg}} must be a number >= 0, not {.obj_type_friendly {x}}.",
-             class = "bad_argument", call = call)
-  }
+  check_scalar(x, function(v) v >= 0, "a number >= 0", arg, call)
 }
 
 #' Training history of a classifier

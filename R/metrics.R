@@ -241,10 +241,8 @@ check_conf_level <- function(x, call) {
 }
 
 check_times <- function(x, call) {
-  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < 0 || x != round(x)) {
-    tv_abort("{.arg times} must be a whole number of resamples (0 for no intervals), not {.obj_type_friendly {x}}.",
-             class = "bad_argument", call = call)
-  }
+  check_scalar(x, function(v) v >= 0 && v == round(v),
+               "a whole number of resamples (0 for no intervals)", "times", call)
 }
 
 # The truth and estimate column names, each exactly one column.

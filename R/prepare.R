@@ -226,10 +226,7 @@ check_prop <- function(prop, call = caller_env()) {
 }
 
 check_seed <- function(seed, call = caller_env()) {
-  if (!is.numeric(seed) || length(seed) != 1 || is.na(seed) || seed != round(seed)) {
-    tv_abort("{.arg seed} must be a whole number, not {.obj_type_friendly {seed}}.",
-             class = "bad_argument", call = call)
-  }
+  check_scalar(seed, function(v) v == round(v), "a whole number", "seed", call)
 }
 
 check_images_df <- function(images, arg = rlang::caller_arg(images), call = caller_env()) {
