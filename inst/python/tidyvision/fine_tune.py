@@ -116,8 +116,8 @@ def _decode_now(train_paths, val_paths, cfg):
     size = cfg.image_size
     fixed, min_side = eval_loader(cfg.resize, size), transforms.decode_min_side(cfg.resize, size)
     if cfg.train_layers == "all" and cfg.augment:
-        train = Loaded(train_paths, lambda im: transforms.to_tensor_u8(transforms.train_base(im, size)),
-                       transforms.rescale_side(size))
+        side = transforms.train_side(size, len(train_paths))
+        train = Loaded(train_paths, lambda im: transforms.to_tensor_u8(transforms.train_base(im, side)), side)
     else:
         train = Loaded(train_paths, fixed, min_side)
     return train, Loaded(val_paths, fixed, min_side)

@@ -4,10 +4,12 @@ fine_tune(), predict(), plot_resizing() and plot_augmentation() all call these
 functions, so what a user sees in the plots is what the model sees.
 
 Images are decoded once per call and kept as uint8 tensors (C, H, W):
-``train_base`` keeps the shorter side at ``size * 256 / 224`` for random crops,
+``train_base`` keeps the photo at up to twice the input size for random crops,
 ``resize_image`` gives the fixed ``size x size`` input of validation and
 prediction.
 """
+import math
+
 import numpy as np
 from PIL import Image
 
@@ -16,6 +18,8 @@ from .backbones import IMAGENET_MEAN, IMAGENET_STD
 from .errors import check
 
 RESIZE_MODES = ("rescale_crop", "squish", "crop", "pad")
+# Memory for the decoded training images of one fit; past it, train_side() shrinks.
+TRAIN_MEMORY = 2 * 1024 ** 3
 # RandomResizedCrop's defaults, as in the book's Listing 1.
 CROP_SCALE = (0.08, 1.0)
 CROP_RATIO = (3 / 4, 4 / 3)
@@ -65,9 +69,23 @@ def decode_min_side(mode, size):
     return None if mode == "crop" else rescale_side(size)
 
 
-def train_base(im, size):
-    """What random crops are drawn from: the shorter side at size * 256 / 224."""
-    return _scale_short_side(im, rescale_side(size))
+def train_side(size, n_images, memory=TRAIN_MEMORY):
+    """The shorter side random crops are drawn from.
+
+    The book's loop crops the full photo, so a crop of 8% of its area still
+    holds real detail. Keeping twice the input size gives that detail to
+    crops down to a quarter of the area; past ``memory`` bytes for
+    ``n_images`` (4:3 photos) the side shrinks, never below size * 256 / 224.
+    """
+    fits = int(math.sqrt(memory / (max(1, n_images) * 3 * 4 / 3)))
+    return max(rescale_side(size), min(2 * size, fits))
+
+
+def train_base(im, side):
+    """What random crops are drawn from: the photo shrunk to a shorter side of
+    ``side`` (see train_side); smaller photos are kept as they are, as the
+    book's loop crops them."""
+    return im if min(im.size) <= side else _scale_short_side(im, side)
 
 
 def to_tensor_u8(im):
@@ -154,7 +172,8 @@ def resize_examples(path, size=224):
 def augment_examples(path, n=8, size=224, seed=1):
     """``n`` random crops/flips of one image exactly as training draws them."""
     import torch
-    base = to_tensor_u8(train_base(images.load_rgb(path, rescale_side(size)), size))
+    side = train_side(size, 1)
+    base = to_tensor_u8(train_base(images.load_rgb(path, side), side))
     gen = torch.Generator().manual_seed(int(seed))
     batch = augment_batch([base] * int(n), size, gen)
     return [b.permute(1, 2, 0).numpy() for b in batch]
