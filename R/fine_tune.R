@@ -11,9 +11,12 @@
 #'
 #' Preprocessing follows the book: training images get a random resized crop
 #' and a horizontal flip when `augment = TRUE`; validation and prediction use
-#' `resize`, then ImageNet normalisation. Each image is decoded once per fit;
-#' on CPUs with bf16 support (AMX, AVX-512 BF16) training runs in bf16
-#' autocast with channels_last, several times faster than fp32.
+#' `resize`, then ImageNet normalisation. Each image is decoded once per fit
+#' (random crops are drawn from a copy at up to twice `image_size`); with
+#' `precision = "auto"` on CPUs with bf16 support (AMX, AVX-512 BF16),
+#' validation runs in bf16 autocast with channels_last, and so does training
+#' from `batch_size = 16` up (smaller batches train faster in fp32
+#' channels_last).
 #' `train_layers = "head"` freezes the pretrained body, runs it once over the
 #' images and trains only the last layer on the cached features (no
 #' augmentation): seconds instead of minutes, and often as accurate on small
