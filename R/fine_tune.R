@@ -113,7 +113,8 @@ new_classifier <- function(res, classes, label_col, settings, weights_path) {
     settings = settings, history = history, best_epoch = as.integer(res$best_epoch),
     weights = weights_path, sha256 = engine_call("backbones.weights_digest", weights_path),
     fingerprint = res$fingerprint, n_train = res$n_train, n_val = res$n_val,
-    device = res$device, precision = res$precision, seconds = res$seconds
+    device = res$device, precision = res$precision, train_precision = res$train_precision,
+    seconds = res$seconds
   ), class = "tv_classifier")
 }
 
@@ -214,13 +215,20 @@ format.tv_classifier <- function(x, ...) {
   best <- x$history[x$history$epoch == x$best_epoch & x$history$split == "val", ]
   c(
     paste0("Backbone: ", x$backbone, " (", x$settings$train_layers, " layers, ",
-           x$device, ", ", x$precision, ")"),
+           x$device, ", ", precision_label(x), ")"),
     paste0("Classes:  ", paste(x$classes, collapse = ", ")),
     paste0("Trained:  ", x$n_train, " images, validated on ", x$n_val, "; ",
            max(x$history$epoch), " epochs in ", round(sum(x$history$seconds) / 2), " s"),
     sprintf("Best epoch %d: val accuracy %.3f, precision %.3f, recall %.3f, F1 %.3f, loss %.3f",
             x$best_epoch, best$accuracy, best$precision, best$recall, best$f1, best$loss)
   )
+}
+
+# "bf16", or "fp32 training, bf16 inference" when small batches trained in fp32.
+precision_label <- function(x) {
+  train <- x$train_precision
+  if (is.null(train) || identical(train, x$precision)) return(x$precision)
+  paste0(train, " training, ", x$precision, " inference")
 }
 
 #' @export

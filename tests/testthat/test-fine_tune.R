@@ -14,6 +14,12 @@ test_that("fine_tune() learns a separable set and keeps the best val epoch", {
   expect_equal(c(fit$n_train, fit$n_val), c(24L, 12L))
   expect_true(all(h$learning_rate == 0.01))
   expect_output(print(fit), "Best epoch")
+  # The print names the precision training actually ran in.
+  expect_true(fit$train_precision %in% c("fp32", "bf16"))
+  expect_output(print(fit), precision_label(fit), fixed = TRUE)
+  expect_equal(precision_label(list(precision = "bf16", train_precision = "fp32")),
+               "fp32 training, bf16 inference")
+  expect_equal(precision_label(list(precision = "fp32", train_precision = "fp32")), "fp32")
   expect_s3_class(autoplot(fit), "ggplot")
 })
 

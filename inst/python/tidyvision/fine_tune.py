@@ -269,7 +269,7 @@ def fit(train_paths, train_labels, val_paths, val_labels, n_classes, weights_pat
         "skipped_problem": [q for _, q in train.skipped + val.skipped],
         "fingerprint": fingerprint([train_paths[i] for i in train.ok], [train_labels[i] for i in train.ok]),
         "n_train": len(train.ok), "n_val": len(val.ok),
-        "device": trainer.device, "precision": trainer.precision,
+        "device": trainer.device, "precision": trainer.precision, "train_precision": trainer.train_precision,
         "decode_seconds": decode_seconds, "seconds": time.perf_counter() - t0,
         "config": asdict(cfg),
     }
