@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tidyvision import backbones, classifier, fine_tune, testing, transforms
+from tidyvision import backbones, classifier, config, fine_tune, testing, transforms
 from tidyvision.errors import TidyvisionError
 
 
@@ -44,6 +44,20 @@ def test_training_crops_come_from_the_photo_at_up_to_twice_the_input_size():
     assert transforms.train_base(testing.photo_like(1, (1200, 900)), 448).size == (597, 448)
     small = testing.photo_like(1, (300, 200))
     assert transforms.train_base(small, 448) is small  # never enlarged
+
+
+def test_cpu_inference_runs_a_few_images_per_pass_with_the_same_result():
+    assert config.forward_batch("cpu", 64) == config.CPU_FORWARD_BATCH
+    assert config.forward_batch("cpu", 2) == 2
+    assert config.forward_batch("cuda", 64) == 64
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    x = torch.randint(0, 255, (21, 3, 16, 16), dtype=torch.uint8)
+    probs = classifier.forward_probs(model, x, "cpu", "fp32")
+    one_pass = torch.softmax(model(transforms.normalize(x)), 1).detach().numpy()
+    assert probs.shape == (21, 3)
+    np.testing.assert_allclose(probs, one_pass, rtol=1e-5, atol=1e-6)
 
 
 def test_epoch_metrics_by_hand():

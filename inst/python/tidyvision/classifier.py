@@ -75,7 +75,7 @@ def eval_loader(mode, size):
 def forward_probs(model, x_u8, device, precision, batch_size=64):
     """Softmax probabilities (float32 numpy) for a uint8 NCHW tensor."""
     import torch
-    out = []
+    out, batch_size = [], config.forward_batch(device, batch_size)
     with torch.inference_mode(), config.autocast(device, precision):
         for i in range(0, len(x_u8), batch_size):
             logits = model(transforms.normalize(x_u8[i:i + batch_size], device))

@@ -57,6 +57,19 @@ def resolve_precision(precision, device):
     return "fp32"
 
 
+# Images per forward pass for inference on a CPU. A few images keep the
+# activations in the processor's cache: measured here, EfficientNet-Lite0 in
+# bf16 ran ~1.6x faster at 8 per pass than at 64 (bench/fine_tune.py prints it).
+CPU_FORWARD_BATCH = 8
+
+
+def forward_batch(device, batch_size):
+    """Images per inference forward pass: ``batch_size`` on a GPU, at most
+    CPU_FORWARD_BATCH on a CPU."""
+    batch_size = max(1, int(batch_size))
+    return min(batch_size, CPU_FORWARD_BATCH) if device == "cpu" else batch_size
+
+
 def autocast(device, precision):
     import contextlib
     import torch

@@ -197,7 +197,7 @@ class Trainer:
         import torch
         import torch.nn.functional as F
         model.eval()
-        loss, preds = 0.0, []
+        loss, preds, batch_size = 0.0, [], config.forward_batch(self.device, batch_size)
         with torch.inference_mode(), config.autocast(self.device, self.precision):
             for i in range(0, len(ys), batch_size):
                 idx = torch.arange(i, min(i + batch_size, len(ys)))
@@ -212,7 +212,7 @@ def _features(body, tensors, trainer, batch_size=64):
     """Run the frozen body once over every image: the head-only shortcut."""
     import torch
     body.eval()
-    out = []
+    out, batch_size = [], config.forward_batch(trainer.device, batch_size)
     with torch.inference_mode(), config.autocast(trainer.device, trainer.precision):
         for i in range(0, len(tensors), batch_size):
             x = transforms.normalize(torch.stack(tensors[i:i + batch_size]), trainer.device)
