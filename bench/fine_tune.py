@@ -6,8 +6,9 @@ Without FOLDER, ~400 photos are made from inst/extdata/images: each photo
 plus distinct random crops/flips of it (closest offline stand-in for a real
 set of ~400 photos; say so when quoting the figures). Those photos are small
 (shorter side 119-302 px), which makes the book's per-epoch decoding cheap;
---photo-side 768 enlarges the made photos to a size typical of web photos, so
-decoding costs what it costs on a real set (the content is no sharper).
+--photo-side enlarges the made photos (768: web photos; 2000: a camera's 5
+megapixels), so decoding costs what it costs on a real set (the content is no
+sharper).
 
 Prints: both training times and best val accuracies (same backbone, same
 hyperparameters: SGD lr 0.001, momentum 0.9, batch 4, StepLR 7/0.1, new last
