@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tidyvision import backbones, classifier, config, fine_tune, testing, transforms
+from tidyvision import backbones, classifier, config, fine_tune, images, testing, transforms
 from tidyvision.errors import TidyvisionError
 
 
@@ -58,6 +58,21 @@ def test_cpu_inference_runs_a_few_images_per_pass_with_the_same_result():
     one_pass = torch.softmax(model(transforms.normalize(x)), 1).detach().numpy()
     assert probs.shape == (21, 3)
     np.testing.assert_allclose(probs, one_pass, rtol=1e-5, atol=1e-6)
+
+
+def test_fingerprint_follows_file_contents_and_labels_not_order(tmp_path):
+    paths = []
+    for i in range(3):
+        testing.photo_like(i).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    digests = fine_tune.Loaded(paths, transforms.to_tensor_u8, None, hash_files=True).digests
+    assert digests == [images.file_sha256(p) for p in paths]
+    base = fine_tune.fingerprint(digests, [0, 1, 1])
+    assert fine_tune.fingerprint(digests[::-1], [1, 1, 0]) == base
+    assert fine_tune.fingerprint(digests, [0, 1, 0]) != base
+    testing.photo_like(9).save(paths[0])
+    changed = fine_tune.Loaded(paths, transforms.to_tensor_u8, None, hash_files=True).digests
+    assert fine_tune.fingerprint(changed, [0, 1, 1]) != base
 
 
 def test_epoch_metrics_by_hand():

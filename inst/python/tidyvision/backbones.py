@@ -178,9 +178,5 @@ def split_head(model):
 
 
 def weights_digest(path):
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from .images import file_sha256
+    return file_sha256(path)

@@ -5,8 +5,9 @@ N(0, 0.01), SGD with momentum, StepLR(step_size, gamma), the best epoch chosen
 on validation accuracy (ties: lower loss) and its weights kept. Faster because
 each image is decoded and resized once per fit (random crops and flips are
 drawn from the cached tensors), decoding uses every core, the forward and
-backward passes run in bf16 with channels_last where the CPU supports it, and
-``train_layers = "head"`` runs the frozen body once and trains on its features.
+backward passes run with channels_last (in bf16 where the CPU supports it,
+except small CPU batches: see Trainer), and ``train_layers = "head"`` runs the
+frozen body once and trains on its features.
 """
 import hashlib
 import logging
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import config, transforms
+from . import config, images, transforms
 from .classifier import build_classifier, eval_loader, save_weights
 from .errors import check
 
@@ -49,13 +50,10 @@ class FitConfig:
               f"`train_layers` must be \"all\" or \"head\", not {self.train_layers!r}.")
 
 
-def fingerprint(paths, labels):
-    """sha256 over the training files' contents and labels, order-free."""
-    items = []
-    for path, label in zip(paths, labels):
-        with open(path, "rb") as f:
-            items.append(hashlib.sha256(f.read()).hexdigest() + "\t" + str(label))
-    return hashlib.sha256("\n".join(sorted(items)).encode()).hexdigest()
+def fingerprint(digests, labels):
+    """sha256 over the training files' digests and labels, order-free."""
+    items = sorted(f"{d}\t{label}" for d, label in zip(digests, labels))
+    return hashlib.sha256("\n".join(items).encode()).hexdigest()
 
 
 def epoch_metrics(y, pred, n_classes):
@@ -76,11 +74,15 @@ def epoch_metrics(y, pred, n_classes):
 class Loaded:
     """Decoded images of one split: uint8 tensors and the rows that failed."""
 
-    def __init__(self, paths, fn, min_side):
+    def __init__(self, paths, fn, min_side, hash_files=False):
         tensors, problems = transforms.decode_many(paths, fn, min_side)
         self.ok = [i for i, t in enumerate(tensors) if t is not None]
         self.tensors = [tensors[i] for i in self.ok]
         self.skipped = [(paths[i], p) for i, p in enumerate(problems) if p is not None]
+        # sha256 of each readable file, for the training-set fingerprint;
+        # remembered with the tensors, so a grid hashes the files once.
+        self.digests = (images.parallel_map(images.file_sha256, [paths[i] for i in self.ok])
+                        if hash_files else None)
 
 
 class _Memo:
@@ -117,9 +119,10 @@ def _decode_now(train_paths, val_paths, cfg):
     fixed, min_side = eval_loader(cfg.resize, size), transforms.decode_min_side(cfg.resize, size)
     if cfg.train_layers == "all" and cfg.augment:
         side = transforms.train_side(size, len(train_paths))
-        train = Loaded(train_paths, lambda im: transforms.to_tensor_u8(transforms.train_base(im, side)), side)
+        train = Loaded(train_paths, lambda im: transforms.to_tensor_u8(transforms.train_base(im, side)), side,
+                       hash_files=True)
     else:
-        train = Loaded(train_paths, fixed, min_side)
+        train = Loaded(train_paths, fixed, min_side, hash_files=True)
     return train, Loaded(val_paths, fixed, min_side)
 
 
@@ -269,7 +272,7 @@ def fit(train_paths, train_labels, val_paths, val_labels, n_classes, weights_pat
         "best_epoch": best_epoch,
         "skipped_path": [p for p, _ in train.skipped + val.skipped],
         "skipped_problem": [q for _, q in train.skipped + val.skipped],
-        "fingerprint": fingerprint([train_paths[i] for i in train.ok], [train_labels[i] for i in train.ok]),
+        "fingerprint": fingerprint(train.digests, [train_labels[i] for i in train.ok]),
         "n_train": len(train.ok), "n_val": len(val.ok),
         "device": trainer.device, "precision": trainer.precision, "train_precision": trainer.train_precision,
         "decode_seconds": decode_seconds, "seconds": time.perf_counter() - t0,

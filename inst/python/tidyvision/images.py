@@ -1,4 +1,5 @@
 """Listing image files by their headers, and decoding them to RGB once."""
+import hashlib
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,15 @@ def parallel_map(fn, items, workers=None):
         return [fn(x) for x in items]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(fn, items, chunksize=16))
+
+
+def file_sha256(path):
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def is_image_path(path):

@@ -13,7 +13,6 @@ near copies cropped by up to 5% a side then stay within 6 bits, while
 different photos stay 12 or more apart (tests/python/test_prepare.py,
 ``test_threshold_separates_copies_from_different_photos``).
 """
-import hashlib
 import logging
 
 import numpy as np
@@ -40,11 +39,7 @@ PAIRS_PER_BLOCK = 1 << 22
 def sha256_file(path):
     """(hex digest, None) or (None, problem)."""
     try:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest(), None
+        return images.file_sha256(path), None
     except OSError as e:
         return None, f"{type(e).__name__}: {e}"
 
