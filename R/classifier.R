@@ -120,7 +120,10 @@ save_classifier <- function(fit, dir, overwrite = FALSE) {
   tmp <- tempfile(".tidyvision-save-", tmpdir = parent)
   dir.create(tmp)
   on.exit(unlink(tmp, recursive = TRUE), add = TRUE)
-  file.copy(fit$weights, file.path(tmp, "model.safetensors"))
+  if (!file.copy(fit$weights, file.path(tmp, "model.safetensors"))) {
+    tv_abort(c("Can't copy the weights to {.path {parent}}.",
+               i = "Check that the folder is writable and the disk has room."), class = "write_failed")
+  }
   writeLines(jsonlite::toJSON(classifier_card(fit), auto_unbox = TRUE, pretty = TRUE, digits = NA),
              file.path(tmp, "tidyvision.json"))
   replace_dir(tmp, dir)

@@ -57,6 +57,11 @@ test_that("an existing folder is not overwritten without overwrite = TRUE", {
   expect_equal(file.info(file.path(dir, "model.safetensors"))$mtime, before)
   expect_silent(save_classifier(fit, dir, overwrite = TRUE))
   expect_false(any(grepl("^[.]tidyvision", list.files(dirname(dir), all.files = TRUE))))
+  # Weights gone (e.g. the session's temp folder was cleaned): the saved folder is kept.
+  fit$weights <- file.path(tempdir(), "gone.safetensors")
+  expect_error(save_classifier(fit, dir, overwrite = TRUE), class = "tidyvision_error_weights_missing")
+  expect_true(file.exists(file.path(dir, "model.safetensors")))
+  expect_false(any(grepl("^[.]tidyvision", list.files(dirname(dir), all.files = TRUE))))
 })
 
 test_that("tampered weights and pickles are refused", {
