@@ -131,7 +131,7 @@ save_classifier <- function(fit, dir, overwrite = FALSE) {
 }
 
 classifier_card <- function(fit) {
-  best <- fit$history[fit$history$epoch == fit$best_epoch & fit$history$split == "val", ]
+  best <- best_val_row(fit)
   list(
     format = "tidyvision-classifier", format_version = 1L,
     classes = fit$classes, label = fit$label, backbone = fit$backbone,

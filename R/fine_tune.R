@@ -212,7 +212,7 @@ history.tv_classifier <- function(x, ...) x$history
 
 #' @export
 format.tv_classifier <- function(x, ...) {
-  best <- x$history[x$history$epoch == x$best_epoch & x$history$split == "val", ]
+  best <- best_val_row(x)
   c(
     paste0("Backbone: ", x$backbone, " (", x$settings$train_layers, " layers, ",
            x$device, ", ", precision_label(x), ")"),
@@ -222,6 +222,12 @@ format.tv_classifier <- function(x, ...) {
     sprintf("Best epoch %d: val accuracy %.3f, precision %.3f, recall %.3f, F1 %.3f, loss %.3f",
             x$best_epoch, best$accuracy, best$precision, best$recall, best$f1, best$loss)
   )
+}
+
+# The history row of the kept epoch on the validation set.
+best_val_row <- function(fit) {
+  h <- fit$history
+  h[h$epoch == fit$best_epoch & h$split == "val", ]
 }
 
 # "bf16", or "fp32 training, bf16 inference" when small batches trained in fp32.

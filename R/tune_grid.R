@@ -80,12 +80,11 @@ grid_row <- function(args) {
                           seconds = seconds, history = list(NULL),
                           .notes = cli::ansi_strip(conditionMessage(fit))))
   }
-  h <- fit$history
-  best <- h[h$epoch == fit$best_epoch & h$split == "val", ]
+  best <- best_val_row(fit)
   unlink(fit$weights)
   tibble::tibble(accuracy = best$accuracy, precision = best$precision, recall = best$recall,
                  f1 = best$f1, loss = best$loss, best_epoch = fit$best_epoch, seconds = seconds,
-                 history = list(h), .notes = NA_character_)
+                 history = list(fit$history), .notes = NA_character_)
 }
 
 #' Pick the best combination of a grid search
