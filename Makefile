@@ -1,5 +1,6 @@
 # make demo: install what is missing, then run the main job on DATA and write the report.
 # make test: install what is missing, then pytest, testthat and R CMD check.
+# make fresh-check: make demo twice in a clean clone with a brand-new virtualenv root.
 SHELL := /bin/bash
 .ONESHELL:
 .SHELLFLAGS := -eu -o pipefail -c
@@ -12,11 +13,11 @@ PYTHON := $(or $(RETICULATE_PYTHON),$(VENV_ROOT)/$(ENVNAME)/bin/python)
 OUT := .tidyvision-check
 DEBIAN_DEPS := r-base-core r-cran-reticulate r-cran-tibble r-cran-cli r-cran-rlang \
   r-cran-vctrs r-cran-ggplot2 r-cran-generics r-cran-jsonlite r-cran-withr r-cran-dplyr \
-  r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 r-cran-callr \
+  r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 r-cran-callr r-cran-processx \
   r-cran-patchwork r-cran-png r-cran-jpeg pandoc python3-venv
 export TIDYVISION_ENV := $(ENVNAME)
 
-.PHONY: demo test system-deps install python-env pytest testthat check docs
+.PHONY: demo test fresh-check system-deps install python-env pytest testthat check docs
 
 system-deps:
 	@missing=$$(for p in $(DEBIAN_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
@@ -67,3 +68,23 @@ test: python-env
 	$(MAKE) --no-print-directory testthat
 	$(MAKE) --no-print-directory check
 	"$(PYTHON)" tools/summary.py $(OUT)
+
+# A new user's path: a clean clone of HEAD, its own R library and a brand-new
+# virtualenv root, `make demo` twice. The first must write the report; the
+# second must install nothing. Everything is deleted afterwards (~5.5 GB).
+fresh-check:
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/tidyvision-fresh.XXXXXX")
+	trap 'rm -rf "$$tmp"' EXIT
+	git clone -q . "$$tmp/tidyvision"
+	mkdir -p "$$tmp/venvs" "$$tmp/rlib"
+	export RETICULATE_VIRTUALENV_ROOT="$$tmp/venvs" WORKON_HOME="$$tmp/venvs" R_LIBS="$$tmp/rlib"
+	unset RETICULATE_PYTHON
+	cd "$$tmp/tidyvision"
+	echo "fresh-check: make demo in $$tmp (python3 on PATH: $$(command -v python3))"
+	$(MAKE) --no-print-directory demo 2>&1 | tee "$$tmp/first.log"
+	test -s report/tidyvision-report.html || { echo "fresh-check: FAILED, the first make demo wrote no report"; exit 1; }
+	$(MAKE) --no-print-directory demo 2>&1 | tee "$$tmp/second.log"
+	if grep -q "Installing" "$$tmp/second.log" || ! grep -q "up to date" "$$tmp/second.log"; then
+	  echo "fresh-check: FAILED, the second make demo installed again"; exit 1
+	fi
+	echo "fresh-check: passed (a fresh clone and virtualenv root ran make demo; the second run installed nothing)"

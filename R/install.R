@@ -7,65 +7,193 @@
 #' takes a second: a stamp in the environment records which requirements it
 #' holds.
 #'
+#' @section Which Python it uses:
+#' The virtualenv is built from the first interpreter that passes a probe
+#' (Python 3.9 or newer that can `import ssl, venv, ensurepip`): `python` if
+#' you give it, then `python3` and `python` on the `PATH`, then
+#' `/usr/bin/python3` and `/usr/local/bin/python3`. If none passes, the error
+#' lists each one and why it failed. To use another interpreter, pass its path
+#' as `python`.
+#'
+#' Every Python that R starts here (the probe, `venv`, pip) runs without the
+#' library directories R adds to `LD_LIBRARY_PATH`, so an interpreter built
+#' with a shared libpython (pyenv, conda, Homebrew, a self-built Python)
+#' loads its own libpython and not the system's.
+#'
+#' An environment left broken by an earlier failed run (its Python can't
+#' import ssl, or its pip doesn't run) is rebuilt; a second run after any
+#' failure repairs it. pip's whole output goes to a log file, and a pip
+#' failure shows its last lines and names the log.
+#'
 #' The environment lives in `RETICULATE_VIRTUALENV_ROOT` (or `WORKON_HOME`,
 #' default `~/.virtualenvs`). When `RETICULATE_PYTHON` is set, that
 #' interpreter is updated instead and no virtualenv is created.
 #'
 #' @param envname Name of the virtualenv, or a path to one.
 #' @param python The Python (>= 3.9) used to create the virtualenv. Default:
-#'   `python3` on the `PATH`.
+#'   the first interpreter that passes the probe (see below).
 #' @param force Reinstall even if the stamp says the environment is current.
-#' @param quiet Hide pip's output.
+#' @param quiet Hide pip's output (it still goes to the log file).
 #' @return The path of the environment's Python, invisibly.
 #' @export
 #' @examples
 #' \dontrun{
 #' install_tidyvision()
+#' install_tidyvision(python = "/usr/bin/python3")
 #' }
 install_tidyvision <- function(envname = "r-tidyvision", python = NULL,
                                force = FALSE, quiet = FALSE) {
+  call <- rlang::current_env()
   requirements <- system.file("python", "requirements.txt", package = "tidyvision")
-  stamp_text <- paste(readLines(requirements), collapse = "\n")
+  stamp_text <- read_text(requirements)
   py <- Sys.getenv("RETICULATE_PYTHON")
-  if (!nzchar(py)) py <- create_virtualenv(tv_env_path(envname), python)
+  if (!nzchar(py)) py <- ensure_virtualenv(tv_env_path(envname), python, call)
   stamp <- file.path(dirname(dirname(py)), "tidyvision-requirements.txt")
-  if (!force && file.exists(stamp) && identical(paste(readLines(stamp), collapse = "\n"), stamp_text)) {
+  if (!force && file.exists(stamp) && identical(read_text(stamp), stamp_text)) {
     cli::cli_inform(c(v = "The tidyvision Python environment is up to date: {.path {py}}"))
     return(invisible(py))
   }
-  cli::cli_inform("Installing the Python engine's dependencies into {.path {py}} (several GB the first time).")
-  run_pip(py, c("install", "--upgrade", "pip"), quiet)
-  run_pip(py, c("install", "-r", requirements), quiet)
+  log <- install_log(py)
+  cli::cli_inform(c("Installing the Python engine's dependencies into {.path {py}}.",
+                    i = "Several GB and a few minutes the first time; pip's log: {.path {log}}."))
+  run_pip(py, c("install", "--upgrade", "pip"), quiet, log, call)
+  run_pip(py, c("install", "-r", requirements), quiet, log, call)
   write_atomic(stamp_text, stamp)
   cli::cli_inform(c(v = "Installed. Restart R if Python was already running."))
   invisible(py)
 }
 
-create_virtualenv <- function(path, python = NULL) {
+read_text <- function(path) paste(readLines(path, warn = FALSE), collapse = "\n")
+
+# The virtualenv at `path`, healthy: made if missing, rebuilt if broken.
+ensure_virtualenv <- function(path, python, call) {
   py <- env_python(path)
-  if (file.exists(py)) return(py)
-  python <- python %||% Sys.which("python3")
-  if (!nzchar(python)) {
-    tv_abort(c("Can't find Python to create {.path {path}}.",
-               i = "Install Python 3.9 or newer, or pass {.arg python}."), class = "python_missing")
+  if (dir.exists(path) && length(dir(path, all.files = TRUE, no.. = TRUE))) {
+    problem <- venv_problem(py)
+    if (is.null(problem)) return(py)
+    if (!file.exists(file.path(path, "pyvenv.cfg"))) {
+      tv_abort(c("{.path {path}} exists but is not a virtualenv.",
+                 i = "Move it away, or pass another {.arg envname}."), class = "install_failed", call = call)
+    }
+    cli::cli_inform("The virtualenv {.path {path}} is broken ({problem}); rebuilding it.")
+    unlink(path, recursive = TRUE)
   }
-  cli::cli_inform("Creating the virtualenv {.path {path}}.")
-  status <- system2(python, c("-m", "venv", shQuote(path)))
-  if (status != 0 || !file.exists(py)) {
-    tv_abort(c("Creating the virtualenv {.path {path}} with {.path {python}} failed.",
-               i = "On Debian, {.code apt-get install python3-venv}."), class = "install_failed")
+  base <- choose_python(python, call)
+  cli::cli_inform("Creating the virtualenv {.path {path}} with {.path {base}}.")
+  res <- run_python(base, c("-m", "venv", path))
+  problem <- if (res$status == 0) venv_problem(py) else last_lines(res$output, 1)
+  if (!is.null(problem)) {
+    tv_abort(c("Creating the virtualenv {.path {path}} with {.path {base}} failed.",
+               x = cli_escape(problem),
+               i = "On Debian, {.code apt-get install python3-venv}; or pass another {.arg python}."),
+             class = "install_failed", call = call)
   }
   py
 }
 
-run_pip <- function(py, args, quiet) {
-  out <- if (quiet) FALSE else ""
-  status <- system2(py, c("-m", "pip", args, if (quiet) "--quiet"), stdout = out, stderr = out)
-  if (status != 0) {
-    tv_abort(c("pip failed: {.code {paste(args, collapse = ' ')}}.",
-               i = "Read pip's output above; run with {.code quiet = FALSE} to see it."),
-             class = "install_failed")
+# NULL when the virtualenv's Python imports ssl and runs pip, else why not.
+venv_problem <- function(py) {
+  if (!file.exists(py)) return("it has no Python")
+  res <- run_python(py, c("-c", "import ssl"))
+  if (res$status != 0) return(paste("its Python can't import ssl:", last_lines(res$output, 1)))
+  res <- run_python(py, c("-m", "pip", "--version"))
+  if (res$status != 0) return(paste("its pip doesn't run:", last_lines(res$output, 1)))
+  NULL
+}
+
+# The interpreters to try, in order.
+python_candidates <- function(python = NULL) {
+  on_path <- Sys.which(c("python3", "python"))
+  unique(c(python, on_path[nzchar(on_path)], "/usr/bin/python3", "/usr/local/bin/python3"))
+}
+
+PYTHON_PROBE <- paste(
+  "import sys",
+  "v = sys.version_info",
+  "assert v >= (3, 9), 'Python %d.%d is older than 3.9' % (v[0], v[1])",
+  "import ssl, venv, ensurepip",
+  "print(sys.executable)",
+  sep = "; "
+)
+
+# The first candidate that passes the probe, as its real executable (not a
+# shim); a python_missing error listing each candidate and why it failed.
+choose_python <- function(python, call, candidates = python_candidates(python)) {
+  why <- character()
+  for (cand in candidates) {
+    res <- if (file.exists(cand)) run_python(cand, c("-c", PYTHON_PROBE)) else list(status = 127, output = "not found")
+    if (res$status == 0) {
+      if (length(why)) cli::cli_inform(c(i = "Skipped {.path {names(why)}}: {.val {unname(why)}}."))
+      return(last_lines(res$output, 1))
+    }
+    why[[cand]] <- last_lines(res$output, 1)
   }
+  tv_abort(c("Can't find a Python to build the tidyvision environment.",
+             rlang::set_names(cli_escape(paste0(names(why), ": ", why)), "x"),
+             i = "Install Python 3.9 or newer with ssl and venv (on Debian: {.code apt-get install python3 python3-venv}), or pass {.arg python}."),
+           class = "python_missing", call = call)
+}
+
+# Run a Python with R's additions to LD_LIBRARY_PATH removed, so that it
+# loads its own libpython (see python_child_env()). Never aborts: returns
+# the exit status and the output (stdout and stderr together).
+run_python <- function(py, args, echo = FALSE) {
+  res <- tryCatch(
+    processx::run(py, args, env = python_child_env(), error_on_status = FALSE,
+                  stderr_to_stdout = TRUE,
+                  stdout_callback = if (echo) function(x, proc) cat(x)),
+    error = function(e) list(status = 127L, stdout = conditionMessage(e))
+  )
+  list(status = res$status, output = res$stdout %||% "")
+}
+
+# The environment for a child Python. R puts its own lib directory, the
+# system library directories and Java's in front of LD_LIBRARY_PATH; an
+# interpreter that finds libpython by soname (pyenv, conda, Homebrew) would
+# then load the system's libpython of another patch release and fail to
+# import ssl. The system directories are searched anyway after the
+# interpreter's own, so dropping them only restores the normal order.
+python_child_env <- function(env = Sys.getenv()) {
+  env <- as.list(env)
+  kept <- r_free_library_path(env[["LD_LIBRARY_PATH"]] %||% "")
+  env[["LD_LIBRARY_PATH"]] <- if (nzchar(kept)) kept
+  unlist(env)
+}
+
+r_free_library_path <- function(x, r_lib = R.home("lib")) {
+  parts <- strsplit(x, ":", fixed = TRUE)[[1]]
+  system_dir <- grepl("^/(usr/)?lib(32|64)?(/[^/]+-linux-gnu[^/]*)?/?$", parts)
+  r_dir <- sub("/$", "", parts) == sub("/$", "", r_lib)
+  java_dir <- grepl("/jvm/", parts, fixed = TRUE)
+  paste(parts[nzchar(parts) & !system_dir & !r_dir & !java_dir], collapse = ":")
+}
+
+last_lines <- function(text, n) {
+  lines <- strsplit(trimws(text), "\n", fixed = TRUE)[[1]]
+  paste(utils::tail(lines, n), collapse = "\n")
+}
+
+# pip's log: inside the virtualenv, or in the session's temp directory for
+# a RETICULATE_PYTHON interpreter.
+install_log <- function(py) {
+  home <- dirname(dirname(py))
+  if (file.exists(file.path(home, "pyvenv.cfg"))) return(file.path(home, "tidyvision-install.log"))
+  file.path(tempdir(), "tidyvision-install.log")
+}
+
+# pip with its whole output appended to `log`; a failure shows its last
+# lines whatever `quiet` is.
+run_pip <- function(py, args, quiet, log, call = caller_env()) {
+  res <- run_python(py, c("-m", "pip", args, "--progress-bar", "off"), echo = !quiet)
+  cat(res$output, file = log, append = TRUE)
+  if (res$status != 0) {
+    tail <- strsplit(last_lines(res$output, 20), "\n", fixed = TRUE)[[1]]
+    tv_abort(c("pip failed: {.code pip {paste(args, collapse = ' ')}}.",
+               rlang::set_names(cli_escape(tail), rep(" ", length(tail))),
+               i = "The full log is {.path {log}}."),
+             class = "install_failed", call = call)
+  }
+  invisible(res)
 }
 
 # Write to a temporary file beside `path`, then rename into place.
@@ -77,40 +205,4 @@ write_atomic <- function(text, path) {
     tv_abort("Can't write {.path {path}}.", class = "write_failed")
   }
   invisible(path)
-}
-
-#' What tidyvision is using
-#'
-#' The Python interpreter and package versions, the device (cpu, cuda or
-#' mps), whether bf16 autocast runs fast on this CPU (AMX or AVX-512 BF16),
-#' the number of threads, and which backbones have pretrained weights on disk
-#' so they work offline.
-#'
-#' @return A `tv_config` list; printing it shows a summary.
-#' @export
-#' @examplesIf tv_available()
-#' tv_config()
-tv_config <- function() {
-  cfg <- engine_call("config.describe")
-  cfg$versions <- lapply(cfg$versions, function(v) v %||% NA_character_)
-  structure(cfg, class = "tv_config")
-}
-
-#' @export
-format.tv_config <- function(x, ...) {
-  versions <- unlist(x$versions)
-  c(
-    paste0("Python:    ", x$python, " (", x$python_version, ")"),
-    paste0("Device:    ", x$device, ", precision ", x$precision,
-           if (isTRUE(x$bf16_fast)) " (bf16 is fast on this CPU)" else ""),
-    paste0("Threads:   ", x$threads, " of ", x$cores, " cores"),
-    paste0("Backbones with weights on disk: ",
-           if (length(x$backbones_offline)) paste(x$backbones_offline, collapse = ", ") else "none"),
-    paste0("Versions:  ", paste(names(versions), versions, sep = " ", collapse = ", "))
-  )
-}
-
-#' @export
-print.tv_config <- function(x, ...) {
-  print_titled(x, "tidyvision configuration")
 }

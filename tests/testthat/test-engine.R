@@ -32,22 +32,3 @@ test_that("Python errors arrive as classed R errors, not tracebacks", {
   e <- tryCatch(tidyvision:::engine_call("images.columns", 1L, 2L), error = function(e) e)
   expect_s3_class(e, "tidyvision_error_engine")
 })
-
-test_that("tv_config() describes the engine", {
-  skip_if_no_engine()
-  cfg <- tv_config()
-  expect_s3_class(cfg, "tv_config")
-  expect_true(file.exists(cfg$python))
-  expect_true(cfg$device %in% c("cpu", "cuda", "mps"))
-  expect_true("efficientnet_lite0" %in% cfg$backbones_offline)
-  expect_match(cfg$versions$torch, "^2\\.")
-  expect_output(print(cfg), "Backbones with weights on disk: efficientnet_lite0")
-})
-
-test_that("install_tidyvision() is a no-op when the environment is current", {
-  skip_if_no_engine()
-  skip_if(nzchar(Sys.getenv("RETICULATE_PYTHON")))
-  t <- system.time(expect_message(install_tidyvision(Sys.getenv("TIDYVISION_ENV", "r-tidyvision")),
-                                  "up to date"))
-  expect_lt(t[["elapsed"]], 30)
-})
