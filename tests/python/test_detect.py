@@ -81,12 +81,18 @@ def test_boxes_are_pixels_inside_the_image_and_empty_images_are_kept(trained):
             assert 0 <= out["xmin"][i] < out["xmax"][i] <= 128
             assert 0 <= out["ymin"][i] < out["ymax"][i] <= 128
             assert 0 < out["confidence"][i] <= 1
-    # Objects are numbered from 1 within an image, most confident first.
-    first = out["path"][0]
-    objs = [(o, c) for p, o, c in zip(out["path"], out["object"], out["confidence"]) if p == first]
-    if objs[0][0] is not None:
+    # Objects are numbered from 1 within every image, most confident first;
+    # at confidence 0.01 the trained detector finds several in most images.
+    several = 0
+    for path in shapes["path"]:
+        objs = [(o, c) for p, o, c in zip(out["path"], out["object"], out["confidence"]) if p == path]
+        if objs[0][0] is None:
+            assert len(objs) == 1
+            continue
+        several += len(objs) > 1
         assert [o for o, _ in objs] == list(range(1, len(objs) + 1))
         assert [c for _, c in objs] == sorted((c for _, c in objs), reverse=True)
+    assert several >= len(shapes["path"]) // 2
     strict = detect.detect(shapes["path"][-2:], trained["fit"]["weights"], confidence=0.99)
     assert strict["object"] == [None, None] and strict["image_width"] == [128, 128]
 

@@ -141,4 +141,5 @@ def test_tiny_images_hash(tmp_path):
     path = os.fspath(tmp_path / "one.png")
     testing.photo_like(1, (1, 1)).save(path)
     out = prepare.find_duplicates([path, path])
-    assert out["group"][0] == out["group"][1] or out["problem"][0] is not None
+    assert out["problem"] == [None, None]
+    assert out["group"][0] == out["group"][1] and out["distance"] == [0, 0]

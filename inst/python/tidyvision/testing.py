@@ -135,15 +135,6 @@ def make_bench_copies(sources, root, n, seed=1, long_side=800, workers=None):
 # Faces (issue 8) -------------------------------------------------------------
 # Test cases made from the shipped face photos (inst/extdata/faces).
 
-def exif_rotated_copy(src, dst):
-    """``src`` stored turned by 90 degrees with EXIF orientation 6, so that it
-    is displayed exactly as ``src``."""
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    Image.open(src).convert("RGB").transpose(Image.ROTATE_90).save(dst, exif=exif, quality=95)
-    return os.fspath(dst)
-
-
 def face_variants(src, root):
     """Augmented copies of one photo: mirrored, brighter, darker, and turned
     by 8 degrees then cropped by 4% per side. Returns their paths."""
