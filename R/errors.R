@@ -36,15 +36,3 @@ print_titled <- function(x, title) {
   cat(format(x), sep = "\n")
   invisible(x)
 }
-
-# A number as itself, anything else by its type.
-shown_value <- function(x) {
-  if (is.numeric(x) && length(x) == 1 && !is.na(x)) format(x) else cli::format_inline("{.obj_type_friendly {x}}")
-}
-
-# One numeric argument, checked by `ok`; `must` says what it must be.
-check_scalar <- function(x, ok, must, arg, call) {
-  if (!is.numeric(x) || length(x) != 1 || is.na(x) || !isTRUE(ok(x))) {
-    tv_abort("{.arg {arg}} must be {must}, not {shown_value(x)}.", class = "bad_argument", call = call)
-  }
-}

@@ -9,7 +9,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "config", "errors", "images", "prepare", "fine_tune", "backbones",
+    "cache", "config", "errors", "images", "prepare", "fine_tune", "backbones",
     "detect", "detect_train", "faces", "tags", "testing", "transforms", "classifier", "bridge",
 }
 

@@ -1,0 +1,29 @@
+# Argument checks shared by the verbs. Each raises
+# `tidyvision_error_bad_argument`, names the argument and shows the bad value,
+# with the user's call (`call`) passed through from the verb.
+
+# A number or a string as itself, anything else by its type.
+shown_value <- function(x) {
+  if (is.numeric(x) && length(x) == 1 && !is.na(x)) return(format(x))
+  if (is.character(x) && length(x) == 1 && !is.na(x)) return(encodeString(x, quote = "\""))
+  cli::format_inline("{.obj_type_friendly {x}}")
+}
+
+# One numeric argument, checked by `ok`; `must` says what it must be.
+check_scalar <- function(x, ok, must, arg, call) {
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || !isTRUE(ok(x))) {
+    tv_abort("{.arg {arg}} must be {must}, not {shown_value(x)}.", class = "bad_argument", call = call)
+  }
+}
+
+# One of `choices` (by default the choices in the calling function's
+# default for the argument, as rlang::arg_match() does); returns it.
+check_choice <- function(x, choices = NULL, arg = rlang::caller_arg(x), call = caller_env()) {
+  choices <- choices %||% eval(formals(sys.function(sys.parent()))[[arg]], envir = call)
+  if (identical(x, choices)) return(choices[[1]])
+  if (is.character(x) && length(x) == 1 && !is.na(x) && x %in% choices) return(x)
+  near <- if (is.character(x) && length(x) == 1 && !is.na(x)) choices[utils::adist(x, choices) <= 2]
+  tv_abort(c("{.arg {arg}} must be one of {.or {.val {choices}}}, not {shown_value(x)}.",
+             i = if (length(near)) "Did you mean {.val {near[[1]]}}?"),
+           class = "bad_argument", call = call)
+}
