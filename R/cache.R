@@ -23,9 +23,7 @@ tv_cache <- function(budget_gb = NULL) {
     engine_call("cache.set_budget", budget_gb * 1024^3)
   }
   out <- engine_call("cache.describe")
-  tibble::tibble(space = col_of(out$space), entries = col_of(out$entries, "int"),
-                 bytes = col_of(out$bytes, "dbl")) |>
-    structure(budget = out$budget, rss = engine_call("cache.rss_bytes"))
+  structure(as_schema(out, "cache"), budget = out$budget, rss = engine_call("cache.rss_bytes"))
 }
 
 #' @rdname tv_cache
