@@ -187,18 +187,18 @@ check_image_path <- function(path, arg = rlang::caller_arg(path), call = caller_
     tv_abort("{.arg {arg}} must be the path of one image, not {.obj_type_friendly {path}}.",
              class = "bad_argument", call = call)
   }
-  path <- path.expand(path)
-  if (!file.exists(path) || dir.exists(path)) {
+  full <- expand_paths(path)
+  if (!file.exists(full) || dir.exists(full)) {
     tv_abort(c("Can't find the image {.path {path}}.",
                i = "Check the spelling and the working directory ({.path {getwd()}})."),
              class = "path_not_found", call = call)
   }
-  info <- image_info_of(path)
+  info <- image_info_of(full)
   if (!isTRUE(info$readable)) {
     tv_abort(c("Can't read the image {.path {path}}.", x = "{info$problem}"),
              class = "unreadable", call = call)
   }
-  path
+  full
 }
 
 image_info_of <- function(path) {
