@@ -23,8 +23,14 @@
 #'
 #' **Undefined metrics.** Precision is undefined for a class never predicted,
 #' recall for a class that never occurs, and F1 when either is; they are `NA`
-#' with a classed warning (`tidyvision_warning_undefined_metric`), and, as in
-#' yardstick, macro averages leave those classes out.
+#' with a classed warning (`tidyvision_warning_undefined_metric`). Macro
+#' averages are taken over the same classes for every metric (those that
+#' occur in `truth` or `estimate`), an undefined value counting as 0, as
+#' scikit-learn's `zero_division = 0` does. yardstick instead leaves each
+#' metric's undefined classes out of its own average, so its macro F1 can
+#' exceed both its macro precision and its macro recall (with truth `a a b b
+#' c` and predictions `a a b b a`: 0.83, 0.67 and 0.9; here 0.56, 0.67 and
+#' 0.6).
 #'
 #' **Intervals.** Percentile intervals from `times` bootstrap resamples of
 #' the rows. Every metric here depends only on the confusion counts, so a
@@ -191,14 +197,26 @@ metric_stats <- function(counts, layout) {
   )
   per_class$f1[is.na(per_class$precision) | is.na(per_class$recall)] <- NA
   accuracy <- colSums(tp) / colSums(counts)
+  present <- predicted + actual > 0
   out <- matrix(NA_real_, nrow(layout), ncol(counts))
   for (i in seq_len(nrow(layout))) {
     m <- layout$.metric[i]
     out[i, ] <- if (m == "accuracy") accuracy
-      else if (layout$.estimator[i] == "macro") undefined_na(colMeans(per_class[[m]], na.rm = TRUE))
+      else if (layout$.estimator[i] == "macro") macro_mean(per_class[[m]], present)
       else per_class[[m]][layout$.k[i], ]
   }
   out
+}
+
+# The mean over the classes that occur in truth or estimate, the same
+# classes for every metric, an undefined value counting as 0. (Leaving each
+# metric's undefined classes out, as yardstick does, averages each metric
+# over different classes, so macro F1 can exceed both macro precision and
+# macro recall.) An undefined precision or recall has no true positive, so
+# 0 is also what its F1 gives.
+macro_mean <- function(per_class, present) {
+  per_class[is.na(per_class)] <- 0
+  undefined_na(colSums(per_class * present) / colSums(present))
 }
 
 undefined_na <- function(x) {
@@ -229,7 +247,7 @@ warn_undefined <- function(layout, stats) {
   tv_warn(c("Some metrics are undefined and are {.code NA}:",
             bullets_of(sprintf("%s of %s: the class is %s.", layout$.metric[bad],
                                layout$.class[bad], why)),
-            i = if (!all(layout$.estimator == "binary")) "Macro averages leave those classes out."),
+            i = if (!all(layout$.estimator == "binary")) "Macro averages count them as 0."),
           class = "undefined_metric")
 }
 
@@ -398,7 +416,7 @@ ranked_errors <- function(data, cols, path_col) {
   for (col in intersect(unique(prob_cols), names(data))) {
     probability[prob_cols == col] <- data[[col]][wrong[prob_cols == col]]
   }
-  errors <- tibble::tibble(path = as.character(data[[path_col]][wrong]), truth = truth[wrong],
+  errors <- tibble::tibble(path = expand_paths(data[[path_col]][wrong]), truth = truth[wrong],
                            prediction = prediction[wrong], probability = probability)
   errors[order(-errors$probability, na.last = TRUE), ]
 }
