@@ -368,6 +368,10 @@ autoplot.tv_confusion <- function(object, ...) {
 #' adds). Mistakes are ordered by that probability, highest first (fastai's
 #' "top losses"); without probability columns they keep the row order.
 #'
+#' Each image is framed in the colour of its true class, from
+#' [class_colours()] over every class of `data` (the `.pred_<class>`
+#' columns, `truth` and `estimate`), so colours match the other plots.
+#'
 #' With no mistakes the result is an empty plot that says so.
 #'
 #' @inheritParams image_metrics
@@ -375,8 +379,10 @@ autoplot.tv_confusion <- function(object, ...) {
 #' @param estimate The column with the predicted class.
 #' @param n The number of mistakes to show.
 #' @param path The column with the image paths.
-#' @param size Thumbnail size in pixels (longer side).
+#' @param size Thumbnail size in pixels (longer side); by default sharp
+#'   when the plot is printed 7 inches wide at 300 dpi.
 #' @param ncol Images per row; by default up to 4.
+#' @param caption A caption under the plot, e.g. which model and data.
 #' @return A ggplot. Its `data` holds the mistakes shown, in order: `path`,
 #'   `truth`, `prediction`, `probability`, and `.panel`.
 #' @export
@@ -392,18 +398,29 @@ autoplot.tv_confusion <- function(object, ...) {
 #' val$.pred_class <- ifelse(val$.pred_animals > 0.5, "animals", "tools")
 #' plot_errors(val, label, n = 8)
 plot_errors <- function(data, truth, estimate = .pred_class, ..., n = 12, path = path,
-                        size = 128, ncol = NULL) {
+                        size = NULL, ncol = NULL, caption = NULL) {
   rlang::check_dots_empty()
   cols <- metric_columns(data, rlang::enquo(truth), rlang::enquo(estimate))
   path_col <- one_column(data, rlang::enquo(path), "path", caller_env())
   check_count(n)
-  check_count(size)
   errors <- ranked_errors(data, cols, path_col)
   if (nrow(errors) == 0) return(no_errors_plot(sum(!is.na(data[[cols$truth]]))))
   shown <- errors[seq_len(min(n, nrow(errors))), ]
   ncol <- ncol %||% min(nrow(shown), 4)
   check_count(ncol)
-  error_gallery(shown, read_thumbnails(shown$path, as.integer(size)), ncol, nrow(errors))
+  size <- size %||% sharp_size(ncol)
+  check_count(size)
+  p <- error_gallery(shown, read_thumbnails(shown$path, as.integer(size)), ncol, nrow(errors))
+  p + class_scale(all_classes(data, cols), "Truth", shown = shown$truth) +
+    ggplot2::labs(caption = wrap_caption(caption))
+}
+
+# Every class `data` knows of, so class_colours() maps them as other plots do.
+all_classes <- function(data, cols) {
+  from_probs <- sub("^\\.pred_", "", grep("^\\.pred_", setdiff(names(data), ".pred_class"), value = TRUE))
+  truth <- data[[cols$truth]]
+  if (is.factor(truth) && all(from_probs %in% levels(truth))) return(truth)
+  sort(unique(c(from_probs, as.character(truth), as.character(data[[cols$estimate]]))))
 }
 
 # Misclassified rows, the most confident first.
@@ -424,10 +441,12 @@ ranked_errors <- function(data, cols, path_col) {
 error_gallery <- function(shown, thumbs, ncol, total) {
   shown$.panel <- factor(seq_len(nrow(shown)))
   prob <- ifelse(is.na(shown$probability), "", sprintf(" (%.2f)", shown$probability))
-  captions <- sprintf("%s\ntruth: %s\npredicted: %s%s", truncate_name(basename(shown$path), 24),
+  captions <- sprintf("%s\ntruth: %s\npredicted: %s%s", truncate_name(basename(shown$path), floor(90 / ncol)),
                       shown$truth, shown$prediction, prob)
   missing <- shown[vapply(thumbs, is.null, logical(1)), ]
-  p <- ggplot2::ggplot(shown, ggplot2::aes(x = 0.5, y = 0.5)) + ggplot2::geom_blank()
+  p <- ggplot2::ggplot(shown, ggplot2::aes(x = 0.5, y = 0.5)) +
+    ggplot2::geom_tile(ggplot2::aes(colour = .data$truth), width = 0.99, height = 0.99,
+                       fill = NA, linewidth = 1)
   # Facetted layers with no rows fail to draw in ggplot2 3.4.
   if (nrow(missing) > 0) {
     p <- p + ggplot2::geom_tile(data = missing, width = 0.94, height = 0.94, fill = "grey80") +
@@ -440,8 +459,9 @@ error_gallery <- function(shown, thumbs, ncol, total) {
                           labeller = ggplot2::as_labeller(rlang::set_names(captions, shown$.panel))) +
     ggplot2::coord_fixed(xlim = c(0, 1), ylim = c(0, 1), expand = FALSE) +
     ggplot2::labs(title = sprintf("%d of %d misclassified images, most confident first", nrow(shown), total)) +
-    ggplot2::theme_void() +
-    ggplot2::theme(strip.text = ggplot2::element_text(size = 8, hjust = 0, margin = ggplot2::margin(4, 0, 4, 0)))
+    gallery_theme() +
+    ggplot2::theme(strip.text = ggplot2::element_text(size = 8, hjust = 0, face = "plain",
+                                                      margin = ggplot2::margin(4, 0, 4, 0)))
 }
 
 no_errors_plot <- function(n) {
