@@ -170,7 +170,7 @@ check_boxes <- function(data, call) {
     tv_abort(c("{length(bad)} box{?es} {?has/have} a missing or empty extent (need {.code xmin < xmax} and {.code ymin < ymax}):",
                bullets_of(paste0("row ", bad, ": ", data$path[bad]))), class = "bad_boxes", call = call)
   }
-  data$path <- path.expand(as.character(data$path))
+  data$path <- expand_paths(data$path)
   data
 }
 

@@ -124,6 +124,7 @@ training_rows <- function(images, label_col, seed, call = caller_env()) {
     tv_abort("{.arg images} has no {.field path} column; make it with {.fn image_files}.",
              class = "missing_column", call = call)
   }
+  images$path <- image_paths(images, "images", call)
   if ("readable" %in% names(images)) images <- images[images$readable %in% TRUE, , drop = FALSE]
   images <- images[!is.na(images[[label_col]]), , drop = FALSE]
   if (!"split" %in% names(images) || all(is.na(images$split))) {

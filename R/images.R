@@ -1,31 +1,80 @@
-#' List the images in a folder, reading their headers
+#' List image files, reading their headers, with labels from folders or a table
 #'
-#' One row per image file below `path`: the unit of every later step. Files
-#' are recognised by extension (jpg, jpeg, png, gif, bmp, tif, tiff, webp, in
-#' any case); other files are ignored. Only headers are read (plus a cheap
-#' end-of-file check), so large folders list quickly.
+#' One row per image file: the unit of every later step. Files are
+#' recognised by extension (jpg, jpeg, png, gif, bmp, tif, tiff, webp, in any
+#' case); other files are ignored, and so is the metadata macOS leaves in
+#' zip files (`._name.jpg` files, `__MACOSX/` folders, `.DS_Store`). Only
+#' headers are read (plus a cheap end-of-file check), so large folders list
+#' quickly.
 #'
 #' Files that can't be read (empty, truncated, not an image, or larger than
 #' Pillow's decompression-bomb limit) are kept with `readable = FALSE` and a
 #' `problem` saying why, and one warning names them. Later verbs skip them.
 #'
-#' @param path A folder. Class folders become `label`; `train`, `val`
-#'   (or `valid`, `validation`) and `test` folders anywhere in the path set
-#'   `split`, e.g. `path/train/protest/img.jpg`.
+#' **Labels from a spreadsheet.** Hand labels usually live in a table, one
+#' row per image. Give it as `labels` (a CSV file or a data frame) and
+#' `label` is taken from it instead of from folder names: its column `by`
+#' names the images, either by file name (`"img001.jpg"`) or by path
+#' relative to `path` (`"batch1/img001.jpg"`; absolute paths work too), and
+#' its column `label_col` holds the label. To use another column as the
+#' label, say so: `label_col = "coder_1"`. Blank cells of a CSV are `NA`.
+#' Images without a label row get `NA`, and one warning lists some of them
+#' and some of the label rows that name no image file.
+#'
+#' @param path A folder, or a character vector of image files. In a folder,
+#'   class folders become `label`; `train`, `val` (or `valid`, `validation`)
+#'   and `test` folders anywhere in the path set `split`, e.g.
+#'   `path/train/protest/img.jpg`. For files, folders count from the files'
+#'   deepest common folder. Paths may start with `~`.
+#' @param labels Optional: a CSV file or a data frame with one row per
+#'   image, holding the labels.
+#' @param by The column of `labels` that names the images, by file name or
+#'   by relative path. By default the first of `path`, `file`, `filename`,
+#'   `file_name` or `image` that `labels` has.
+#' @param label_col The column of `labels` holding the label.
 #' @param recursive Look in sub-folders too.
 #' @return A tibble with `path` (absolute), `label`, `split`, `file_size`
 #'   (bytes), `width` and `height` (pixels as displayed, after the EXIF
 #'   orientation), `format`, `readable` and `problem`.
 #' @export
 #' @examplesIf tv_available()
-#' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' folder <- system.file("extdata", "images", package = "tidyvision")
+#' imgs <- image_files(folder)
 #' imgs
 #' table(imgs$label)
-image_files <- function(path, recursive = TRUE) {
-  path <- check_folder(path)
+#'
+#' # Labels from a table, joined by file name:
+#' coded <- data.frame(file = basename(imgs$path[1:6]),
+#'                     label = c("yes", "no", "yes", "", "no", "yes"))
+#' image_files(folder, labels = coded)
+#'
+#' # ... or by relative path, from a CSV, with the label in another column:
+#' csv <- tempfile(fileext = ".csv")
+#' write.csv(data.frame(path = file.path(imgs$label, basename(imgs$path)),
+#'                      coder_1 = imgs$label), csv, row.names = FALSE)
+#' image_files(folder, labels = csv, label_col = "coder_1")
+#'
+#' # A vector of files instead of a folder:
+#' image_files(imgs$path[1:3])
+image_files <- function(path, labels = NULL, by = NULL, label_col = "label", recursive = TRUE) {
   check_flag(recursive)
-  cols <- engine_call("images.list_images", path, recursive = recursive)
-  out <- tibble::tibble(
+  where <- image_source(path)
+  cols <- if (is.null(where$files)) {
+    engine_call("images.list_images", where$root, recursive = recursive)
+  } else {
+    engine_call("images.list_files", as.list(where$files))
+  }
+  out <- listing_tibble(cols)
+  if (nrow(out) == 0) {
+    tv_warn("No image files found in {.path {path}}.", class = "no_images")
+  }
+  if (!is.null(labels)) out <- join_labels(out, labels, by, label_col, where$root)
+  warn_unreadable(out)
+  out
+}
+
+listing_tibble <- function(cols) {
+  tibble::tibble(
     path = col_of(cols$path),
     label = col_of(cols$label),
     split = col_of(cols$split),
@@ -36,11 +85,26 @@ image_files <- function(path, recursive = TRUE) {
     readable = col_of(cols$readable, "lgl"),
     problem = col_of(cols$problem)
   )
-  if (nrow(out) == 0) {
-    tv_warn("No image files found in {.path {path}}.", class = "no_images")
+}
+
+# A folder (`root`), or files (`files`, with `root` their deepest common folder).
+image_source <- function(path, call = caller_env()) {
+  if (!is.character(path) || length(path) == 0 || anyNA(path)) {
+    tv_abort("{.arg path} must be a folder or image file paths, not {.obj_type_friendly {path}}.",
+             class = "bad_argument", call = call)
   }
-  warn_unreadable(out)
-  out
+  full <- expand_paths(path)
+  if (length(path) == 1 && dir.exists(full)) return(list(root = full))
+  gone <- !file.exists(full)
+  if (any(gone)) {
+    tv_abort(c("Can't find {.path {path[gone]}}.", i = "Check the spelling and the working directory ({.path {getwd()}})."),
+             class = "path_not_found", call = call)
+  }
+  if (any(dir.exists(full))) {
+    tv_abort(c("{.arg path} must be one folder or image files, not several folders.",
+               x = "Folders: {.path {path[dir.exists(full)]}}."), class = "bad_argument", call = call)
+  }
+  list(files = full, root = common_parent(dirname(full)))
 }
 
 warn_unreadable <- function(images) {
@@ -86,6 +150,7 @@ image_paths <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
     }
     x <- x$path
   }
+  if (is.factor(x)) x <- as.character(x)
   if (!is.character(x)) {
     tv_abort("{.arg {arg}} must be image paths or a tibble from {.fn image_files}, not {.obj_type_friendly {x}}.",
              class = "bad_argument", call = call)
@@ -93,11 +158,104 @@ image_paths <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
   if (anyNA(x)) {
     tv_abort("{.arg {arg}} has {sum(is.na(x))} missing path{?s}.", class = "bad_argument", call = call)
   }
-  path.expand(x)
+  expand_paths(x)
+}
+
+# Every user path enters through here: `~` expanded, made absolute and
+# normalised, so the engine (which knows no `~`) and every join see one
+# spelling of each file.
+expand_paths <- function(x) {
+  x <- normalizePath(path.expand(as.character(x)), winslash = "/", mustWork = FALSE)
+  relative <- !is.na(x) & !grepl("^(/|[A-Za-z]:/)", x)
+  x[relative] <- file.path(normalizePath(getwd(), winslash = "/"), x[relative])
+  x
 }
 
 # Thumbnails as R rasters (NULL where unreadable), decoded in Python.
 read_thumbnails <- function(paths, size = 128L) {
   arrays <- engine_call("images.thumbnails", as.list(paths), size = as.integer(size))
   lapply(arrays, function(a) if (is.null(a)) NULL else grDevices::as.raster(a / 255))
+}
+
+# image_files()'s `label` from a table: one row per image, keyed by file
+# name or by path (relative to `root`, or absolute).
+join_labels <- function(images, labels, by, label_col, root, call = caller_env()) {
+  labels <- read_label_table(labels, call)
+  by <- by %||% guess_key_column(labels, call)
+  for (col in c(by, label_col)) {
+    if (!rlang::is_string(col) || !col %in% names(labels)) {
+      tv_abort(c("{.arg labels} has no column {.field {col}}.", i = "Columns: {.field {names(labels)}}.",
+                 i = "Name the columns with {.arg by} (images) and {.arg label_col} (labels)."),
+               class = "missing_column", call = call)
+    }
+  }
+  keys <- label_keys(as.character(labels[[by]]), root)
+  image_keys <- if (keys$by_name) basename(images$path) else images$path
+  check_unique_keys(keys$key, image_keys, by, call)
+  i <- match(image_keys, keys$key)
+  images$label <- blank_to_na(labels[[label_col]])[i]
+  warn_unmatched(images$path[is.na(i)], labels[[by]][!keys$key %in% image_keys])
+  images
+}
+
+read_label_table <- function(labels, call) {
+  if (is.data.frame(labels)) return(labels)
+  if (!rlang::is_string(labels) || !file.exists(expand_paths(labels))) {
+    tv_abort("{.arg labels} must be a data frame or the path of a CSV file, not {.obj_type_friendly {labels}}.",
+             class = "bad_argument", call = call)
+  }
+  # Every column as text, so codes such as "007" or "1" stay labels, not numbers.
+  utils::read.csv(expand_paths(labels), colClasses = "character", na.strings = c("", "NA"),
+                  strip.white = TRUE, check.names = FALSE, encoding = "UTF-8")
+}
+
+guess_key_column <- function(labels, call) {
+  known <- c("path", "file", "filename", "file_name", "image")
+  hit <- names(labels)[tolower(names(labels)) %in% known]
+  if (length(hit) == 0) {
+    tv_abort(c("Which column of {.arg labels} names the images?",
+               i = "Say it with {.arg by}, e.g. {.code by = \"photo_id\"}; columns: {.field {names(labels)}}."),
+             class = "missing_column", call = call)
+  }
+  hit[order(match(tolower(hit), known))][1]
+}
+
+# File names when no key has a folder in it; otherwise full paths.
+label_keys <- function(x, root) {
+  x <- gsub("\\\\", "/", trimws(x))
+  if (!any(grepl("/", x))) return(list(key = x, by_name = TRUE))
+  x <- sub("^\\./", "", x)
+  absolute <- grepl("^(/|~|[A-Za-z]:/)", x)
+  x[!absolute & !is.na(x)] <- file.path(root, x[!absolute & !is.na(x)])
+  list(key = expand_paths(x), by_name = FALSE)
+}
+
+check_unique_keys <- function(keys, image_keys, by, call) {
+  twice <- unique(keys[duplicated(keys) & !is.na(keys)])
+  if (length(twice)) {
+    tv_abort(c("{.arg labels} has more than one row for some images:", bullets_of(twice, 3),
+               i = "Keep one row per image in {.field {by}}."), class = "duplicate_labels", call = call)
+  }
+  shared <- unique(image_keys[duplicated(image_keys) & image_keys %in% keys])
+  if (length(shared)) {
+    tv_abort(c("Some file names in {.field {by}} are in more than one folder:", bullets_of(shared, 3),
+               i = "Give paths relative to {.arg path} instead, e.g. {.val cat/img1.jpg}."),
+             class = "duplicate_labels", call = call)
+  }
+}
+
+blank_to_na <- function(x) {
+  if (is.character(x)) x[!is.na(x) & trimws(x) == ""] <- NA
+  x
+}
+
+warn_unmatched <- function(files, rows) {
+  if (length(files) == 0 && length(rows) == 0) return(invisible())
+  n_files <- length(files)
+  n_rows <- length(rows)
+  tv_warn(c(
+    "Some images and label rows don't match:",
+    if (n_files) c(i = "{n_files} image file{?s} without a label row (label {.code NA}):", bullets_of(files, 3)),
+    if (n_rows) c(i = "{n_rows} label row{?s} naming no image file:", bullets_of(rows, 3))
+  ), class = "unmatched_labels")
 }

@@ -23,8 +23,14 @@
 #'
 #' **Undefined metrics.** Precision is undefined for a class never predicted,
 #' recall for a class that never occurs, and F1 when either is; they are `NA`
-#' with a classed warning (`tidyvision_warning_undefined_metric`), and, as in
-#' yardstick, macro averages leave those classes out.
+#' with a classed warning (`tidyvision_warning_undefined_metric`). Macro
+#' averages are taken over the same classes for every metric (those that
+#' occur in `truth` or `estimate`), an undefined value counting as 0, as
+#' scikit-learn's `zero_division = 0` does. yardstick instead leaves each
+#' metric's undefined classes out of its own average, so its macro F1 can
+#' exceed both its macro precision and its macro recall (with truth `a a b b
+#' c` and predictions `a a b b a`: 0.83, 0.67 and 0.9; here 0.56, 0.67 and
+#' 0.6).
 #'
 #' **Intervals.** Percentile intervals from `times` bootstrap resamples of
 #' the rows. Every metric here depends only on the confusion counts, so a
@@ -191,14 +197,26 @@ metric_stats <- function(counts, layout) {
   )
   per_class$f1[is.na(per_class$precision) | is.na(per_class$recall)] <- NA
   accuracy <- colSums(tp) / colSums(counts)
+  present <- predicted + actual > 0
   out <- matrix(NA_real_, nrow(layout), ncol(counts))
   for (i in seq_len(nrow(layout))) {
     m <- layout$.metric[i]
     out[i, ] <- if (m == "accuracy") accuracy
-      else if (layout$.estimator[i] == "macro") undefined_na(colMeans(per_class[[m]], na.rm = TRUE))
+      else if (layout$.estimator[i] == "macro") macro_mean(per_class[[m]], present)
       else per_class[[m]][layout$.k[i], ]
   }
   out
+}
+
+# The mean over the classes that occur in truth or estimate, the same
+# classes for every metric, an undefined value counting as 0. (Leaving each
+# metric's undefined classes out, as yardstick does, averages each metric
+# over different classes, so macro F1 can exceed both macro precision and
+# macro recall.) An undefined precision or recall has no true positive, so
+# 0 is also what its F1 gives.
+macro_mean <- function(per_class, present) {
+  per_class[is.na(per_class)] <- 0
+  undefined_na(colSums(per_class * present) / colSums(present))
 }
 
 undefined_na <- function(x) {
@@ -229,7 +247,7 @@ warn_undefined <- function(layout, stats) {
   tv_warn(c("Some metrics are undefined and are {.code NA}:",
             bullets_of(sprintf("%s of %s: the class is %s.", layout$.metric[bad],
                                layout$.class[bad], why)),
-            i = if (!all(layout$.estimator == "binary")) "Macro averages leave those classes out."),
+            i = if (!all(layout$.estimator == "binary")) "Macro averages count them as 0."),
           class = "undefined_metric")
 }
 
@@ -350,6 +368,10 @@ autoplot.tv_confusion <- function(object, ...) {
 #' adds). Mistakes are ordered by that probability, highest first (fastai's
 #' "top losses"); without probability columns they keep the row order.
 #'
+#' Each image is framed in the colour of its true class, from
+#' [class_colours()] over every class of `data` (the `.pred_<class>`
+#' columns, `truth` and `estimate`), so colours match the other plots.
+#'
 #' With no mistakes the result is an empty plot that says so.
 #'
 #' @inheritParams image_metrics
@@ -357,8 +379,10 @@ autoplot.tv_confusion <- function(object, ...) {
 #' @param estimate The column with the predicted class.
 #' @param n The number of mistakes to show.
 #' @param path The column with the image paths.
-#' @param size Thumbnail size in pixels (longer side).
+#' @param size Thumbnail size in pixels (longer side); by default sharp
+#'   when the plot is printed 7 inches wide at 300 dpi.
 #' @param ncol Images per row; by default up to 4.
+#' @param caption A caption under the plot, e.g. which model and data.
 #' @return A ggplot. Its `data` holds the mistakes shown, in order: `path`,
 #'   `truth`, `prediction`, `probability`, and `.panel`.
 #' @export
@@ -374,18 +398,29 @@ autoplot.tv_confusion <- function(object, ...) {
 #' val$.pred_class <- ifelse(val$.pred_animals > 0.5, "animals", "tools")
 #' plot_errors(val, label, n = 8)
 plot_errors <- function(data, truth, estimate = .pred_class, ..., n = 12, path = path,
-                        size = 128, ncol = NULL) {
+                        size = NULL, ncol = NULL, caption = NULL) {
   rlang::check_dots_empty()
   cols <- metric_columns(data, rlang::enquo(truth), rlang::enquo(estimate))
   path_col <- one_column(data, rlang::enquo(path), "path", caller_env())
   check_count(n)
-  check_count(size)
   errors <- ranked_errors(data, cols, path_col)
   if (nrow(errors) == 0) return(no_errors_plot(sum(!is.na(data[[cols$truth]]))))
   shown <- errors[seq_len(min(n, nrow(errors))), ]
   ncol <- ncol %||% min(nrow(shown), 4)
   check_count(ncol)
-  error_gallery(shown, read_thumbnails(shown$path, as.integer(size)), ncol, nrow(errors))
+  size <- size %||% sharp_size(ncol)
+  check_count(size)
+  p <- error_gallery(shown, read_thumbnails(shown$path, as.integer(size)), ncol, nrow(errors))
+  p + class_scale(all_classes(data, cols), "Truth", shown = shown$truth) +
+    ggplot2::labs(caption = wrap_caption(caption))
+}
+
+# Every class `data` knows of, so class_colours() maps them as other plots do.
+all_classes <- function(data, cols) {
+  from_probs <- sub("^\\.pred_", "", grep("^\\.pred_", setdiff(names(data), ".pred_class"), value = TRUE))
+  truth <- data[[cols$truth]]
+  if (is.factor(truth) && all(from_probs %in% levels(truth))) return(truth)
+  sort(unique(c(from_probs, as.character(truth), as.character(data[[cols$estimate]]))))
 }
 
 # Misclassified rows, the most confident first.
@@ -398,7 +433,7 @@ ranked_errors <- function(data, cols, path_col) {
   for (col in intersect(unique(prob_cols), names(data))) {
     probability[prob_cols == col] <- data[[col]][wrong[prob_cols == col]]
   }
-  errors <- tibble::tibble(path = as.character(data[[path_col]][wrong]), truth = truth[wrong],
+  errors <- tibble::tibble(path = expand_paths(data[[path_col]][wrong]), truth = truth[wrong],
                            prediction = prediction[wrong], probability = probability)
   errors[order(-errors$probability, na.last = TRUE), ]
 }
@@ -406,10 +441,12 @@ ranked_errors <- function(data, cols, path_col) {
 error_gallery <- function(shown, thumbs, ncol, total) {
   shown$.panel <- factor(seq_len(nrow(shown)))
   prob <- ifelse(is.na(shown$probability), "", sprintf(" (%.2f)", shown$probability))
-  captions <- sprintf("%s\ntruth: %s\npredicted: %s%s", truncate_name(basename(shown$path), 24),
+  captions <- sprintf("%s\ntruth: %s\npredicted: %s%s", truncate_name(basename(shown$path), floor(90 / ncol)),
                       shown$truth, shown$prediction, prob)
   missing <- shown[vapply(thumbs, is.null, logical(1)), ]
-  p <- ggplot2::ggplot(shown, ggplot2::aes(x = 0.5, y = 0.5)) + ggplot2::geom_blank()
+  p <- ggplot2::ggplot(shown, ggplot2::aes(x = 0.5, y = 0.5)) +
+    ggplot2::geom_tile(ggplot2::aes(colour = .data$truth), width = 0.99, height = 0.99,
+                       fill = NA, linewidth = 1)
   # Facetted layers with no rows fail to draw in ggplot2 3.4.
   if (nrow(missing) > 0) {
     p <- p + ggplot2::geom_tile(data = missing, width = 0.94, height = 0.94, fill = "grey80") +
@@ -422,8 +459,9 @@ error_gallery <- function(shown, thumbs, ncol, total) {
                           labeller = ggplot2::as_labeller(rlang::set_names(captions, shown$.panel))) +
     ggplot2::coord_fixed(xlim = c(0, 1), ylim = c(0, 1), expand = FALSE) +
     ggplot2::labs(title = sprintf("%d of %d misclassified images, most confident first", nrow(shown), total)) +
-    ggplot2::theme_void() +
-    ggplot2::theme(strip.text = ggplot2::element_text(size = 8, hjust = 0, margin = ggplot2::margin(4, 0, 4, 0)))
+    gallery_theme() +
+    ggplot2::theme(strip.text = ggplot2::element_text(size = 8, hjust = 0, face = "plain",
+                                                      margin = ggplot2::margin(4, 0, 4, 0)))
 }
 
 no_errors_plot <- function(n) {

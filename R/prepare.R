@@ -105,8 +105,11 @@ check_max_distance <- function(x, call = caller_env()) {
 #'
 #' Assigns every row to a split, stratified so that each class keeps the
 #' proportions of `prop`. Within each stratum the counts are rounded so that
-#' every split gets at least one image of each class that has at least as
-#' many images as there are splits.
+#' every split gets at least one image of each class when it can; a class
+#' with fewer images than splits fills `train` first, then `val`. A class
+#' left with no image in some split (too few images, or kept together by
+#' `group`) is named in a warning (`tidyvision_warning_empty_split`): its
+#' validation metrics would rest on nothing.
 #'
 #' Near copies leak: if a retweet of a training image sits in the validation
 #' set, the model is tested on an image it has seen, and accuracy is
@@ -153,7 +156,23 @@ split_images <- function(images, prop = c(train = 0.8, val = 0.2), strata = labe
   used <- prop[prop > 0]
   which_split <- withr::with_seed(seed, assign_units(unit, as.integer(stratum), used))
   images$split <- names(used)[which_split]
+  warn_empty_splits(images[strata_cols], stratum, images$split, names(used))
   images
+}
+
+# A class with no validation (or test) image is measured on nothing: say so.
+warn_empty_splits <- function(strata, stratum, split, splits) {
+  if (ncol(strata) == 0) return(invisible())
+  counts <- table(factor(stratum), factor(split, levels = splits))
+  empty <- which(counts == 0, arr.ind = TRUE)
+  if (nrow(empty) == 0) return(invisible())
+  first <- match(as.integer(rownames(counts))[empty[, 1]], stratum)
+  what <- do.call(paste, c(lapply(strata, function(x) as.character(x[first])), sep = " / "))
+  tv_warn(c("Some classes have no image in some splits:",
+            bullets_of(sprintf("%s (%d image%s): none in %s", what, rowSums(counts)[empty[, 1]],
+                               ifelse(rowSums(counts)[empty[, 1]] == 1, "", "s"), splits[empty[, 2]])),
+            i = "Label more images of these classes, or merge them with another."),
+          class = "empty_split")
 }
 
 # Row groups that must share a split; NA groups are groups of one.
@@ -165,7 +184,8 @@ group_units <- function(x) {
 }
 
 # Per stratum: counts that round n * prop by largest remainders, then give
-# every split at least one image when the stratum has enough.
+# the first min(n, splits) splits (train, then val, then test) at least one
+# image each, so a rare class is still validated when it can be.
 split_counts <- function(n, prop) {
   raw <- n * prop
   out <- floor(raw + 1e-9)
@@ -174,12 +194,11 @@ split_counts <- function(n, prop) {
     idx <- order(-(raw - out), seq_along(prop))[seq_len(left)]
     out[idx] <- out[idx] + 1
   }
-  if (n >= length(prop)) {
-    for (j in which(out == 0)) {
-      donor <- which.max(out)
-      out[donor] <- out[donor] - 1
-      out[j] <- 1
-    }
+  need <- as.numeric(seq_along(prop) <= n)
+  for (j in which(out < need)) {
+    donor <- which.max(out - need)
+    out[donor] <- out[donor] - 1
+    out[j] <- 1
   }
   out
 }

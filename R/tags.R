@@ -154,9 +154,11 @@ read_rekognition <- function(file) {
 #' [confusion()]).
 #'
 #' **Joining.** `truth` has one row per hand-labelled image: a `path` and
-#' the label column. Tags are matched to it by `path`; when the tags name
-#' images by file name only (Rekognition's `image_id`), by file name (which
-#' must then be unique in `truth`). Tag names match without regard to case
+#' the label column. Tags are matched to it by full `path` (`~` expanded)
+#' when both sides have folders in their paths; when either side names
+#' images by file name only (Rekognition's `image_id`, or a hand-coded
+#' table of file names), by file name, which must then name one image on
+#' each side. Tag names match without regard to case
 #' (`"Crowd"` is `"crowd"`); a tag whose confidence is `NA` never counts.
 #' Hand-labelled images with no row at all in `tags` were never tagged;
 #' they count as not tagged, and a warning says how many. Tagged images
@@ -257,28 +259,42 @@ label_classes <- function(x, label_col, event, call = caller_env()) {
   list(truth = factor(ifelse(is_event, levels[1], levels[2]), levels = levels), levels = levels)
 }
 
-# Keys joining tags to truth: full paths, or file names when the tags have only those.
+# Keys joining tags to truth: full paths when both sides have folders, else
+# file names (taggers such as Rekognition name images by file name, and
+# hand-coded tables often do too), whichever side has only names.
 join_keys <- function(tag_paths, truth_paths, call = caller_env()) {
   tag_paths <- as.character(tag_paths)
-  if (!any(grepl("[/\\\\]", tag_paths))) {
-    truth_keys <- basename(truth_paths)
-    dup <- unique(truth_keys[duplicated(truth_keys)])
-    if (length(dup)) {
-      tv_abort(c("The tags name images by file name, but {.arg truth} has file names more than once:",
-                 bullets_of(dup), i = "Give the tags full paths, or make the file names unique."),
-               class = "bad_argument", call = call)
-    }
-    keys <- list(tags = tag_paths, truth = truth_keys)
+  truth_paths <- as.character(truth_paths)
+  has_folder <- function(x) any(grepl("[/\\\\]", x))
+  by_name <- !has_folder(tag_paths) || !has_folder(truth_paths)
+  if (by_name) {
+    keys <- list(tags = basename_key(tag_paths), truth = basename_key(truth_paths))
+    check_unique_names(truth_paths, keys$truth, "truth", call)
+    check_unique_names(tag_paths, keys$tags, "tags", call)
   } else {
-    keys <- list(tags = normalizePath(tag_paths, mustWork = FALSE),
-                 truth = normalizePath(truth_paths, mustWork = FALSE))
+    keys <- list(tags = expand_paths(tag_paths), truth = expand_paths(truth_paths))
   }
   if (!any(keys$truth %in% keys$tags)) {
+    example <- function(x) x[!is.na(x)][1]
     tv_abort(c("No image in {.arg truth} has tags.",
-               i = "Tags name e.g. {.path {utils::head(tag_paths, 2)}}; truth has {.path {utils::head(truth_paths, 2)}}."),
+               i = "Matched by {if (by_name) 'file name' else 'full path'}: tags have keys such as {.val {example(keys$tags)}}, {.arg truth} has keys such as {.val {example(keys$truth)}}.",
+               i = "Check that both name the same images, e.g. the same folder."),
              class = "no_match", call = call)
   }
   keys
+}
+
+basename_key <- function(x) ifelse(is.na(x), NA_character_, basename(gsub("\\\\", "/", x)))
+
+# File names must name one image each when they are the key.
+check_unique_names <- function(paths, names, arg, call) {
+  distinct <- unique(data.frame(path = paths, name = names))
+  dup <- unique(distinct$name[duplicated(distinct$name) & !is.na(distinct$name)])
+  if (length(dup)) {
+    tv_abort(c("Images are matched by file name (one side has no folders), but {.arg {arg}} has file names more than once, in different folders:",
+               bullets_of(dup), i = "Give both sides full paths, or make the file names unique."),
+             class = "bad_argument", call = call)
+  }
 }
 
 warn_untagged <- function(paths) {

@@ -49,3 +49,20 @@ def test_missing_folder_is_a_tidyvision_error(tmp_path):
     with pytest.raises(TidyvisionError) as e:
         images.list_images(str(tmp_path / "nope"))
     assert e.value.kind == "path_not_found"
+
+
+def test_macos_metadata_is_not_an_image():
+    assert images.is_image_path("/a/cat/x.jpg")
+    assert not images.is_image_path("/a/cat/._x.jpg")
+    assert not images.is_image_path("/a/__MACOSX/cat/x.jpg")
+    assert not images.is_image_path("/a/cat/.DS_Store")
+
+
+def test_list_files_labels_from_folders_below_the_common_one(tmp_path):
+    paths = (testing.make_class_folder(tmp_path, n_per_class=1, size=16, split="train")
+             + testing.make_class_folder(tmp_path, n_per_class=1, size=16, split="val"))
+    cols = images.list_files(paths + [str(tmp_path / "notes.txt")])
+    assert cols["path"] == paths
+    assert cols["label"] == ["red", "blue", "red", "blue"]
+    assert cols["split"] == ["train", "train", "val", "val"]
+    assert images.list_files(paths[:1])["label"] == [None]

@@ -93,14 +93,33 @@ test_that("undefined metrics are NA with a classed warning, not a crash", {
   expect_equal(m$.estimate[3], 0)
   expect_true(is.na(m$.estimate[4]))
 
-  # Multiclass: class "c" never predicted; macro precision averages a and b.
+  # Multiclass: class "c" never predicted; its precision counts as 0 in the macro.
   expect_warning(
     mc <- image_metrics_vec(c("a", "b", "c", "a"), c("a", "b", "a", "a"), times = 100),
-    class = "tidyvision_warning_undefined_metric"
+    "count them as 0", class = "tidyvision_warning_undefined_metric"
   )
   expect_true(is.na(estimate_of(mc, "precision", "per_class", "c")))
-  expect_equal(estimate_of(mc, "precision", "macro"), mean(c(2 / 3, 1)))
+  expect_equal(estimate_of(mc, "precision", "macro"), mean(c(2 / 3, 1, 0)))
   expect_equal(estimate_of(mc, "recall", "macro"), mean(c(1, 1, 0)))
+})
+
+test_that("macro averages run over the same classes, so F1 lies between precision and recall", {
+  truth <- c("a", "a", "b", "b", "c")
+  pred <- c("a", "a", "b", "b", "a")
+  expect_warning(m <- image_metrics_vec(truth, pred, times = 200),
+                 "precision of c", class = "tidyvision_warning_undefined_metric")
+  precision <- estimate_of(m, "precision", "macro")
+  recall <- estimate_of(m, "recall", "macro")
+  f1 <- estimate_of(m, "f1", "macro")
+  expect_equal(c(precision, recall, f1), c(mean(c(2 / 3, 1, 0)), mean(c(1, 1, 0)), mean(c(0.8, 1, 0))))
+  expect_true(f1 >= min(precision, recall) && f1 <= max(precision, recall))
+  # A level that no row has is in no average (nothing to get right or wrong).
+  expect_warning(m4 <- image_metrics_vec(factor(truth, levels = c("a", "b", "c", "d")), pred, times = 0),
+                 class = "tidyvision_warning_undefined_metric")
+  expect_equal(estimate_of(m4, "f1", "macro"), f1)
+  # Intervals bracket the estimates.
+  macro <- m[m$.estimator == "macro", ]
+  expect_true(all(macro$.lower <= macro$.estimate & macro$.estimate <= macro$.upper))
 })
 
 test_that("missing values are dropped, or poison every metric with na_rm = FALSE", {

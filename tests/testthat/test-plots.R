@@ -98,3 +98,68 @@ test_that("the resizing plots name a bad path", {
   expect_snapshot(plot_resizing("no/such.jpg"), error = TRUE,
                   transform = function(x) gsub("\\(.*\\)", "(<wd>)", x))
 })
+
+# The colour of each image's frame: the first layer of both galleries.
+frame_colours <- function(p) {
+  expect_s3_class(p$layers[[1]]$geom, "GeomTile")
+  ggplot2::ggplot_build(p)$data[[1]]$colour
+}
+colour_guide <- function(p) p$scales$get_scales("colour")$guide
+
+test_that("class_colours() gives each class one colour whatever the subset plotted", {
+  all <- class_colours(c("tools", "animals", "buildings", "animals"))
+  expect_named(all, c("animals", "buildings", "tools"))
+  expect_equal(anyDuplicated(all), 0)
+  expect_equal(class_colours(factor("b", levels = c("b", "a"))), c(b = all[[1]], a = all[[2]]))
+  expect_length(unique(class_colours(letters[1:12])), 12)
+})
+
+test_that("image grids share class colours, say more than one thing in a legend, and take a caption", {
+  skip_if_no_engine()
+  root <- withr::local_tempdir()
+  fixtures()$make_class_folder(root, n_per_class = 3L, size = 400L, classes = c("red", "green", "blue"))
+  imgs <- image_files(root)
+  colours <- class_colours(imgs$label)
+  p <- plot_images(imgs, caption = "Three tinted classes.")
+  expect_equal(frame_colours(p), unname(colours[p$data$.class]))
+  expect_equal(colour_guide(p), "none") # the panels already name the classes
+  expect_equal(p$labels$caption, "Three tinted classes.")
+  flat <- plot_images(imgs, by = NULL)
+  expect_equal(colour_guide(flat), "legend")
+  expect_equal(colour_guide(plot_images(imgs[imgs$label == "red", ], by = NULL)), "none")
+  # Sharp at print size: 7 inches at 300 dpi over 3 columns, not a 128-pixel blur.
+  expect_equal(max(dim(plot_rasters(p)[[1]])), 400)
+  expect_equal(max(dim(plot_rasters(plot_images(imgs, ncol = 8, by = NULL))[[1]])), ceiling(2100 / 8))
+  # One panel fills a landscape page instead of a single long row.
+  expect_equal(max(flat$data$x), 4)
+  expect_true(renders(flat))
+
+  # plot_errors() frames by true class in the same colours, legend only for 2+.
+  val <- imgs
+  val$.pred_class <- ifelse(val$label == "red", "green", "red")
+  val$.pred_red <- 0.6
+  val$.pred_green <- 0.3
+  val$.pred_blue <- 0.1
+  e <- plot_errors(val, label, caption = "Made up.")
+  expect_equal(frame_colours(e), unname(colours[e$data$truth]))
+  expect_equal(colour_guide(e), "legend")
+  expect_equal(e$labels$caption, "Made up.")
+  # Red sorts last, so a subset-based mapping would give it the first colour.
+  one <- plot_errors(val[val$label == "red", ], label)
+  expect_equal(frame_colours(one), rep(colours[["red"]], 3))
+  expect_equal(colour_guide(one), "none")
+  expect_true(renders(e))
+})
+
+test_that("resize and augmentation panels fill a 7 x 5 page; captions can be given", {
+  skip_if_no_engine()
+  p <- plot_resizing(extdata_photo(), size = 32, caption = "Why we crop.")
+  expect_equal(max(ggplot2::ggplot_build(p)$layout$layout$COL), 3)
+  expect_equal(p$labels$caption, "Why we crop.")
+  expect_equal(plot_resizing(extdata_photo(), size = 32)$labels$caption, "Network input: 32 x 32 pixels.")
+  a <- plot_augmentation(extdata_photo(), n = 6, size = 32, caption = "Six draws.")
+  expect_equal(max(ggplot2::ggplot_build(a)$layout$layout$COL), 3)
+  expect_equal(a$labels$caption, "Six draws.")
+  long <- paste(rep("a long caption", 20), collapse = " ")
+  expect_match(plot_augmentation(extdata_photo(), n = 2, size = 32, caption = long)$labels$caption, "\n")
+})

@@ -102,7 +102,8 @@ test_that("splits are stratified, with at least one image per class in each spli
   expect_equal(unclass(counts["c", ]), c(train = 1, val = 1, test = 1))
   # A class with fewer images than splits can't fill them all.
   small <- tibble::tibble(path = c("p1", "p2", "p3"), label = c("a", "a", "b"))
-  out <- split_images(small, prop = c(train = 0.5, val = 0.3, test = 0.2))
+  expect_warning(out <- split_images(small, prop = c(train = 0.5, val = 0.3, test = 0.2)),
+                 class = "tidyvision_warning_empty_split")
   expect_equal(sort(out$split[out$label == "a"]), c("train", "val"))
   expect_equal(out$split[out$label == "b"], "train")
 })
@@ -116,6 +117,9 @@ test_that("split_counts() rounds by largest remainders and fills every split", {
   expect_equal(split_counts(7, c(0.6, 0.2, 0.2)), c(4, 2, 1))
   expect_equal(split_counts(0, c(0.8, 0.2)), c(0, 0))
   for (n in 1:40) expect_equal(sum(split_counts(n, c(0.7, 0.2, 0.1))), n)
+  # Too few for every split: train first, then val.
+  expect_equal(split_counts(2, c(0.9, 0.05, 0.05)), c(1, 1, 0))
+  expect_equal(split_counts(1, c(0.05, 0.9, 0.05)), c(1, 0, 0))
 })
 
 test_that("the same seed gives the same split; the global RNG is untouched", {
@@ -134,7 +138,8 @@ test_that("strata can be NULL or several columns; an old split is overwritten", 
   imgs$split <- "test"
   out <- split_images(imgs, prop = c(train = 0.5, val = 0.5), strata = NULL)
   expect_equal(as.vector(table(out$split)), c(10, 10))
-  out <- split_images(imgs, prop = c(train = 0.5, val = 0.5), strata = c(label, source))
+  expect_warning(out <- split_images(imgs, prop = c(train = 0.5, val = 0.5), strata = c(label, source)),
+                 "c / x (1 image): none in val", fixed = TRUE, class = "tidyvision_warning_empty_split")
   counts <- table(paste(out$label, out$source), out$split)
   expect_true(all(abs(counts[, "train"] - counts[, "val"]) <= 1))
   expect_equal(names(out), names(imgs))
@@ -258,4 +263,25 @@ test_that("binarize_scores() takes tidyselect, one column, and checks input", {
   expect_error(binarize_scores(ratings, c(score_a, score_b), margin = -1), class = "tidyvision_error_bad_argument")
   expect_error(binarize_scores(ratings, tidyselect::starts_with("zzz")), class = "tidyvision_error_bad_argument")
   expect_equal(nrow(binarize_scores(ratings[0, ], c(score_a, score_b))), 0)
+})
+
+test_that("a class too small for every split is named in a classed warning", {
+  images <- tibble::tibble(path = paste0(1:24, ".jpg"),
+                           label = c(rep("common", 20), "rare", rep("pair", 3)))
+  expect_warning(s <- split_images(images), "rare (1 image): none in val", fixed = TRUE,
+                 class = "tidyvision_warning_empty_split")
+  expect_equal(s$split[s$label == "rare"], "train")
+  expect_setequal(s$split[s$label == "pair"], c("train", "val"))
+  w <- tryCatch(split_images(images, prop = c(train = 0.9, val = 0.05, test = 0.05)),
+                tidyvision_warning_empty_split = function(w) w)
+  expect_match(conditionMessage(w), "rare (1 image): none in test", fixed = TRUE)
+  expect_no_match(conditionMessage(w), "common|pair")
+  s3 <- suppressWarnings(split_images(images, prop = c(train = 0.9, val = 0.05, test = 0.05)))
+  expect_equal(sort(s3$split[s3$label == "pair"]), c("test", "train", "val"))
+  # Groups can leave a class out of a split even when it has enough images.
+  images$group <- c(1:20, 21, 22, 22, 22)
+  expect_warning(split_images(images, group = group), "pair (3 images): none in val", fixed = TRUE,
+                 class = "tidyvision_warning_empty_split")
+  expect_no_warning(split_images(images[1:20, ]))
+  expect_no_warning(split_images(images, strata = NULL))
 })

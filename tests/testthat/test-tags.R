@@ -64,10 +64,29 @@ test_that("file-name tags join to full paths; untagged images warn", {
                class = "tidyvision_error_bad_argument")
 })
 
+test_that("full-path tags join to file-name truth, and the other way round", {
+  d <- table_6_1()
+  expected <- c(374L, 48L, 72L, 321L)
+  names_only <- transform(d$truth, path = basename(path))
+  expect_equal(validate_tags(d$tags, names_only, "protest", protest, times = 0)$confusion$n, expected)
+  tag_names <- transform(d$tags, path = basename(path))
+  expect_equal(validate_tags(tag_names, d$truth, "protest", protest, times = 0)$confusion$n, expected)
+  expect_equal(validate_tags(tag_names, names_only, "protest", protest, times = 0)$confusion$n, expected)
+  # Two tagged images with one file name can't be told apart by name.
+  clash <- rbind(d$tags, transform(d$tags[1, ], path = sub("/data", "/other", path)))
+  expect_error(validate_tags(clash, names_only, "protest", protest), "more than once",
+               class = "tidyvision_error_bad_argument")
+})
+
 test_that("validate_tags() says when nothing joins or arguments are wrong", {
   d <- table_6_1()
   d$truth$path <- sub("/data", "/elsewhere", d$truth$path)
   expect_error(validate_tags(d$tags, d$truth, "protest", protest), class = "tidyvision_error_no_match")
+  two_tags <- rbind(d$tags, d$tags)
+  two_tags <- two_tags[order(two_tags$path), ]
+  expect_snapshot(validate_tags(two_tags, d$truth, "protest", protest), error = TRUE)
+  names_only <- transform(d$truth, path = paste0("x", basename(path)))
+  expect_snapshot(validate_tags(d$tags, names_only, "protest", protest), error = TRUE)
   expect_error(validate_tags(d$tags, d$truth, "protest", nope), class = "tidyvision_error_missing_column")
   expect_error(validate_tags(d$tags[1:2], d$truth, "protest", protest), class = "tidyvision_error_bad_argument")
   expect_error(validate_tags(d$tags, d$truth, 1, protest), class = "tidyvision_error_bad_argument")

@@ -46,7 +46,12 @@ def file_sha256(path):
 
 
 def is_image_path(path):
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    """An image extension, and not macOS metadata: ``._name.jpg`` resource
+    forks and everything under ``__MACOSX/`` (left by unzipping on a Mac)
+    carry image extensions but hold no image."""
+    p = Path(path)
+    return (p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("._")
+            and "__MACOSX" not in p.parts)
 
 
 def find_image_paths(root, recursive=True):
@@ -154,7 +159,22 @@ def columns(rows, keys):
 
 def list_images(root, recursive=True, workers=None):
     """One row per image file below ``root``: the columns of image_files()."""
-    paths = find_image_paths(root, recursive)
+    return _listing(find_image_paths(root, recursive), root, workers)
+
+
+def list_files(paths, workers=None):
+    """The columns of image_files() for given files that have image names.
+
+    Labels and splits come from folders below the files' deepest common
+    folder, so listing every file of a folder gives what listing the folder
+    gives.
+    """
+    paths = [str(p) for p in paths if is_image_path(p)]
+    root = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
+    return _listing(paths, root, workers)
+
+
+def _listing(paths, root, workers=None):
     with quiet_bomb_warnings():
         rows = parallel_map(header_info, paths, workers)
     labels = [folder_label_split(p, root) for p in paths]
