@@ -27,3 +27,23 @@ check_choice <- function(x, choices = NULL, arg = rlang::caller_arg(x), call = c
              i = if (length(near)) "Did you mean {.val {near[[1]]}}?"),
            class = "bad_argument", call = call)
 }
+
+check_seed <- function(seed, call = caller_env()) {
+  check_scalar(seed, function(v) v == round(v), "a whole number", "seed", call)
+}
+
+check_flag <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  if (!rlang::is_bool(x)) {
+    tv_abort("{.arg {arg}} must be TRUE or FALSE, not {.obj_type_friendly {x}}.",
+             class = "bad_argument", call = call)
+  }
+}
+
+check_conf_level <- function(x, call) {
+  check_scalar(x, function(v) v > 0 && v < 1, "a number between 0 and 1, such as 0.95", "conf_level", call)
+}
+
+check_times <- function(x, call) {
+  check_scalar(x, function(v) v >= 0 && v == round(v),
+               "a whole number of resamples (0 for no intervals)", "times", call)
+}

@@ -133,13 +133,6 @@ check_folder <- function(path, arg = rlang::caller_arg(path), call = caller_env(
   normalizePath(path)
 }
 
-check_flag <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
-  if (!rlang::is_bool(x)) {
-    tv_abort("{.arg {arg}} must be TRUE or FALSE, not {.obj_type_friendly {x}}.",
-             class = "bad_argument", call = call)
-  }
-}
-
 # Paths from a character vector or a data frame with a `path` column.
 image_paths <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
   if (is.data.frame(x)) {

@@ -289,3 +289,117 @@ image_info_of <- function(path) {
   list(width = col_of(cols$width, "int"), height = col_of(cols$height, "int"),
        readable = col_of(cols$readable, "lgl"), problem = col_of(cols$problem))
 }
+
+#' The misclassified images, most confident mistakes first
+#'
+#' Looking at what a classifier gets wrong is the quickest way to find
+#' mislabelled images, ambiguous classes and shortcuts the model learned
+#' (step 9 of the book). Each misclassified image is shown with its file
+#' name, true class, predicted class and the predicted class's probability
+#' (the `.pred_<class>` column, as [augment()][augment.tv_classifier]
+#' adds). Mistakes are ordered by that probability, highest first (fastai's
+#' "top losses"); without probability columns they keep the row order.
+#'
+#' Each image is framed in the colour of its true class, from
+#' [class_colours()] over every class of `data` (the `.pred_<class>`
+#' columns, `truth` and `estimate`), so colours match the other plots.
+#'
+#' With no mistakes the result is an empty plot that says so.
+#'
+#' @inheritParams image_metrics
+#' @param truth The column with the true class.
+#' @param estimate The column with the predicted class.
+#' @param n The number of mistakes to show.
+#' @param path The column with the image paths.
+#' @param size Thumbnail size in pixels (longer side); by default sharp
+#'   when the plot is printed 7 inches wide at 300 dpi.
+#' @param ncol Images per row; by default up to 4.
+#' @param caption A caption under the plot, e.g. which model and data.
+#' @return A ggplot. Its `data` holds the mistakes shown, in order: `path`,
+#'   `truth`, `prediction`, `probability`, and `.panel`.
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' # With a classifier: val <- augment(fit, imgs[imgs$split == "val", ])
+#' # Here, made-up predictions in the same shape:
+#' set.seed(1)
+#' val <- imgs[sample(nrow(imgs), 30), ]
+#' val$.pred_animals <- ifelse(val$label == "animals", 0.7, 0.2) + runif(30, -0.2, 0.25)
+#' val$.pred_buildings <- (1 - val$.pred_animals) / 2
+#' val$.pred_tools <- (1 - val$.pred_animals) / 2
+#' val$.pred_class <- ifelse(val$.pred_animals > 0.5, "animals", "tools")
+#' plot_errors(val, label, n = 8)
+plot_errors <- function(data, truth, estimate = .pred_class, ..., n = 12, path = path,
+                        size = NULL, ncol = NULL, caption = NULL) {
+  rlang::check_dots_empty()
+  cols <- metric_columns(data, rlang::enquo(truth), rlang::enquo(estimate))
+  path_col <- one_column(data, rlang::enquo(path), "path", caller_env())
+  check_count(n)
+  errors <- ranked_errors(data, cols, path_col)
+  if (nrow(errors) == 0) return(no_errors_plot(sum(!is.na(data[[cols$truth]]))))
+  shown <- errors[seq_len(min(n, nrow(errors))), ]
+  ncol <- ncol %||% min(nrow(shown), 4)
+  check_count(ncol)
+  size <- size %||% sharp_size(ncol)
+  check_count(size)
+  p <- error_gallery(shown, read_thumbnails(shown$path, as.integer(size)), ncol, nrow(errors))
+  p + class_scale(all_classes(data, cols), "Truth", shown = shown$truth) +
+    ggplot2::labs(caption = wrap_caption(caption))
+}
+
+# Every class `data` knows of, so class_colours() maps them as other plots do.
+all_classes <- function(data, cols) {
+  from_probs <- sub("^\\.pred_", "", grep("^\\.pred_", setdiff(names(data), ".pred_class"), value = TRUE))
+  truth <- data[[cols$truth]]
+  if (is.factor(truth) && all(from_probs %in% levels(truth))) return(truth)
+  sort(unique(c(from_probs, as.character(truth), as.character(data[[cols$estimate]]))))
+}
+
+# Misclassified rows, the most confident first.
+ranked_errors <- function(data, cols, path_col) {
+  truth <- as.character(data[[cols$truth]])
+  prediction <- as.character(data[[cols$estimate]])
+  wrong <- which(!is.na(truth) & !is.na(prediction) & truth != prediction)
+  prob_cols <- paste0(".pred_", prediction[wrong])
+  probability <- rep(NA_real_, length(wrong))
+  for (col in intersect(unique(prob_cols), names(data))) {
+    probability[prob_cols == col] <- data[[col]][wrong[prob_cols == col]]
+  }
+  errors <- tibble::tibble(path = expand_paths(data[[path_col]][wrong]), truth = truth[wrong],
+                           prediction = prediction[wrong], probability = probability)
+  errors[order(-errors$probability, na.last = TRUE), ]
+}
+
+error_gallery <- function(shown, thumbs, ncol, total) {
+  shown$.panel <- factor(seq_len(nrow(shown)))
+  prob <- ifelse(is.na(shown$probability), "", sprintf(" (%.2f)", shown$probability))
+  captions <- sprintf("%s\ntruth: %s\npredicted: %s%s", truncate_name(basename(shown$path), floor(90 / ncol)),
+                      shown$truth, shown$prediction, prob)
+  missing <- shown[vapply(thumbs, is.null, logical(1)), ]
+  p <- ggplot2::ggplot(shown, ggplot2::aes(x = 0.5, y = 0.5)) +
+    ggplot2::geom_tile(ggplot2::aes(colour = .data$truth), width = 0.99, height = 0.99,
+                       fill = NA, linewidth = 1)
+  # Facetted layers with no rows fail to draw in ggplot2 3.4.
+  if (nrow(missing) > 0) {
+    p <- p + ggplot2::geom_tile(data = missing, width = 0.94, height = 0.94, fill = "grey80") +
+      ggplot2::geom_text(data = missing, label = "can't read", size = 3, colour = "grey30")
+  }
+  for (i in seq_along(thumbs)) {
+    p <- p + fitted_raster(thumbs[[i]], tibble::tibble(.panel = shown$.panel[i], x = 0.5, y = 0.5))
+  }
+  p + ggplot2::facet_wrap(ggplot2::vars(.data$.panel), ncol = ncol,
+                          labeller = ggplot2::as_labeller(rlang::set_names(captions, shown$.panel))) +
+    ggplot2::coord_fixed(xlim = c(0, 1), ylim = c(0, 1), expand = FALSE) +
+    ggplot2::labs(title = sprintf("%d of %d misclassified images, most confident first", nrow(shown), total)) +
+    gallery_theme() +
+    ggplot2::theme(strip.text = ggplot2::element_text(size = 8, hjust = 0, face = "plain",
+                                                      margin = ggplot2::margin(4, 0, 4, 0)))
+}
+
+no_errors_plot <- function(n) {
+  empty <- tibble::tibble(path = character(), truth = character(), prediction = character(),
+                          probability = double(), .panel = factor())
+  ggplot2::ggplot(empty) +
+    ggplot2::annotate("text", x = 0, y = 0, label = sprintf("No misclassified images: all %d predictions are right.", n)) +
+    ggplot2::theme_void()
+}

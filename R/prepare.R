@@ -53,7 +53,7 @@
 #' imgs[dups$is_first %in% TRUE, ]
 find_duplicates <- function(images, method = c("phash", "exact"), max_distance = 8,
                             verbose = interactive()) {
-  method <- rlang::arg_match(method)
+  method <- check_choice(method)
   check_max_distance(max_distance)
   check_flag(verbose)
   paths <- image_paths(images)
@@ -242,10 +242,6 @@ check_prop <- function(prop, call = caller_env()) {
   if (any(prop < 0)) bad("{.arg prop} can't be negative: {.val {prop[prop < 0]}}.")
   if (abs(sum(prop) - 1) > 1e-6) bad("{.arg prop} must sum to 1, not {sum(prop)}.")
   prop[order(match(nms, c("train", "val", "test")))]
-}
-
-check_seed <- function(seed, call = caller_env()) {
-  check_scalar(seed, function(v) v == round(v), "a whole number", "seed", call)
 }
 
 check_images_df <- function(images, arg = rlang::caller_arg(images), call = caller_env()) {

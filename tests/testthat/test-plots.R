@@ -163,3 +163,50 @@ test_that("resize and augmentation panels fill a 7 x 5 page; captions can be giv
   long <- paste(rep("a long caption", 20), collapse = " ")
   expect_match(plot_augmentation(extdata_photo(), n = 2, size = 32, caption = long)$labels$caption, "\n")
 })
+
+test_that("plot_errors() shows the most confident mistakes first, n at most", {
+  skip_if_no_engine()
+  dir <- system.file("extdata", "images", "animals", package = "tidyvision")
+  paths <- file.path(dir, c("cat.jpg", "dog.jpg", "cow.jpg", "pig.jpg", "owl.jpg", "duck.jpg"))
+  val <- tibble::tibble(
+    path = paths,
+    label = c("cat", "dog", "cat", "dog", "cat", "dog"),
+    .pred_class = factor(c("cat", "cat", "dog", "cat", "dog", "dog"), levels = c("cat", "dog")),
+    .pred_cat = c(0.9, 0.6, 0.2, 0.95, 0.45, 0.1),
+    .pred_dog = 1 - c(0.9, 0.6, 0.2, 0.95, 0.45, 0.1)
+  )
+  p <- plot_errors(val, label)
+  expect_s3_class(p, "ggplot")
+  # Mistakes: dog.jpg (cat 0.6), cow.jpg (dog 0.8), pig.jpg (cat 0.95), owl.jpg (dog 0.55)
+  expect_equal(basename(p$data$path), c("pig.jpg", "cow.jpg", "dog.jpg", "owl.jpg"))
+  expect_equal(p$data$probability, c(0.95, 0.8, 0.6, 0.55))
+  expect_equal(p$data$truth, c("dog", "cat", "dog", "cat"))
+  expect_equal(p$data$prediction, c("cat", "dog", "cat", "dog"))
+  expect_length(Filter(function(l) inherits(l$geom, "GeomRasterAnn"), p$layers), 4)
+  expect_s3_class(grob_of(p), "gtable")
+  top2 <- plot_errors(val, label, n = 2)
+  expect_equal(basename(top2$data$path), c("pig.jpg", "cow.jpg"))
+  expect_match(top2$labels$title, "2 of 4")
+  # Without probability columns, the row order.
+  plain <- plot_errors(val[c("path", "label", ".pred_class")], label)
+  expect_equal(basename(plain$data$path), c("dog.jpg", "cow.jpg", "pig.jpg", "owl.jpg"))
+  expect_true(all(is.na(plain$data$probability)))
+  # An unreadable image is a grey tile, not an error.
+  broken <- withr::local_tempfile(fileext = ".jpg")
+  writeLines("not an image", broken)
+  val$path[2] <- broken
+  expect_s3_class(grob_of(plot_errors(val, label)), "gtable")
+})
+
+test_that("plot_errors() with no mistakes says so; bad input is classed", {
+  val <- tibble::tibble(path = c("a.jpg", "b.jpg"), label = c("x", "y"),
+                        .pred_class = c("x", "y"))
+  p <- plot_errors(val, label)
+  expect_s3_class(p, "ggplot")
+  expect_equal(nrow(p$data), 0)
+  expect_match(p$layers[[1]]$aes_params$label, "No misclassified images")
+  expect_s3_class(grob_of(p), "gtable")
+  expect_error(plot_errors(val, label, n = 0), class = "tidyvision_error_bad_argument")
+  expect_error(plot_errors(val, label, nope), class = "tidyvision_error_missing_column")
+  expect_error(plot_errors(val[-1], label), class = "tidyvision_error_missing_column")
+})
