@@ -345,3 +345,86 @@ autoplot.tv_confusion <- function(object, ...) {
   if (length(groups)) p <- p + ggplot2::facet_wrap(ggplot2::vars(!!!rlang::syms(groups)))
   p
 }
+
+#' One metric at a time, as yardstick's metric functions
+#'
+#' `image_accuracy()`, `image_precision()`, `image_recall()` and `image_f1()`
+#' compose like yardstick's metrics: a data-frame method with tidy
+#' evaluation that returns `.metric, .estimator, .estimate` (one row per
+#' group of grouped data), over a `_vec` function that returns one number.
+#' They give the numbers of [image_metrics()] without its bootstrap
+#' intervals: with two classes, of the event class; with more, the macro
+#' average over the same classes for every metric.
+#'
+#' @inheritParams image_metrics
+#' @return The data-frame methods: a tibble. The `_vec` functions: one
+#'   number (`NA` when undefined).
+#' @export
+#' @examples
+#' val <- data.frame(truth = c("a", "a", "b", "b", "c"), predicted = c("a", "a", "b", "b", "a"))
+#' image_f1(val, truth, predicted)
+#' image_precision_vec(val$truth, val$predicted)
+#' image_recall_vec(val$truth, val$predicted)
+image_accuracy <- function(data, ...) UseMethod("image_accuracy")
+
+#' @rdname image_accuracy
+#' @export
+image_precision <- function(data, ...) UseMethod("image_precision")
+
+#' @rdname image_accuracy
+#' @export
+image_recall <- function(data, ...) UseMethod("image_recall")
+
+#' @rdname image_accuracy
+#' @export
+image_f1 <- function(data, ...) UseMethod("image_f1")
+
+# The data-frame method and the `_vec` function of one metric.
+metric_df_method <- function(metric) {
+  force(metric)
+  function(data, truth, estimate, ..., event_level = "first", na_rm = TRUE) {
+    rlang::check_dots_empty()
+    cols <- metric_columns(data, rlang::enquo(truth), rlang::enquo(estimate))
+    x <- as_class_pair(data[[cols$truth]], data[[cols$estimate]])
+    by_group(data, function(rows) {
+      out <- image_metrics_vec(x$truth[rows], x$estimate[rows], event_level = event_level,
+                               times = 0, na_rm = na_rm)
+      out[summary_row(out, metric), c(".metric", ".estimator", ".estimate")]
+    })
+  }
+}
+
+metric_vec <- function(metric) {
+  force(metric)
+  function(truth, estimate, event_level = "first", na_rm = TRUE) {
+    out <- image_metrics_vec(truth, estimate, event_level = event_level, times = 0, na_rm = na_rm)
+    out$.estimate[summary_row(out, metric)]
+  }
+}
+
+summary_row <- function(out, metric) which(out$.metric == metric & out$.estimator != "per_class")
+
+#' @rdname image_accuracy
+#' @export
+image_accuracy.data.frame <- metric_df_method("accuracy")
+#' @rdname image_accuracy
+#' @export
+image_precision.data.frame <- metric_df_method("precision")
+#' @rdname image_accuracy
+#' @export
+image_recall.data.frame <- metric_df_method("recall")
+#' @rdname image_accuracy
+#' @export
+image_f1.data.frame <- metric_df_method("f1")
+#' @rdname image_accuracy
+#' @export
+image_accuracy_vec <- metric_vec("accuracy")
+#' @rdname image_accuracy
+#' @export
+image_precision_vec <- metric_vec("precision")
+#' @rdname image_accuracy
+#' @export
+image_recall_vec <- metric_vec("recall")
+#' @rdname image_accuracy
+#' @export
+image_f1_vec <- metric_vec("f1")

@@ -226,3 +226,26 @@ test_that("autoplot() of a confusion matrix is a heatmap with the counts", {
   pg <- autoplot(confusion(dplyr::group_by(d, g), truth, est))
   expect_equal(nrow(ggplot2::ggplot_build(pg)$layout$layout), 2)
 })
+
+test_that("one-metric functions give image_metrics()'s numbers, by group too", {
+  d <- tibble::tibble(truth = c("a", "a", "b", "b", "c", "c"), est = c("a", "a", "b", "b", "a", "c"),
+                      g = c("u", "u", "u", "v", "v", "v"))
+  full <- image_metrics(d, truth, est, times = 0)
+  macro <- function(m) full$.estimate[full$.metric == m & full$.estimator %in% c("macro", "multiclass")]
+  expect_equal(image_accuracy_vec(d$truth, d$est), 5 / 6)
+  for (m in c("precision", "recall", "f1")) {
+    vec <- get(paste0("image_", m, "_vec"))
+    expect_equal(vec(d$truth, d$est), macro(m))
+    df <- get(paste0("image_", m))(d, truth, est)
+    expect_named(df, c(".metric", ".estimator", ".estimate"))
+    expect_equal(df$.estimate, macro(m))
+    expect_equal(df$.estimator, "macro")
+  }
+  bin <- table_6_1()
+  expect_equal(image_precision_vec(bin$truth, bin$predicted), 374 / (374 + 72))
+  expect_equal(image_recall(bin, truth, predicted, event_level = "second")$.estimate, 321 / (321 + 72))
+  grouped <- suppressWarnings(image_accuracy(dplyr::group_by(d, g), truth, est))
+  expect_equal(grouped$g, c("u", "v"))
+  expect_equal(grouped$.estimate, c(1, 2 / 3))
+  expect_error(image_f1(d, truth, nope), class = "tidyvision_error_missing_column")
+})
