@@ -43,3 +43,24 @@ test_that("bad grids are classed errors", {
                class = "tidyvision_error_bad_argument")
   expect_error(tune_grid(imgs, grid = 3), class = "tidyvision_error_bad_argument")
 })
+
+test_that("tune_grid() finishes with the progress bar on", {
+  skip_if_no_engine()
+  withr::local_options(cli.progress_show_after = 0, cli.dynamic = FALSE)
+  out <- capture.output(type = "message",
+    res <- tune_grid(separable_images(), grid = list(learning_rate = c(0.01, 0.001)), epochs = 1,
+                     image_size = 64, train_layers = "head", verbose = TRUE)
+  )
+  expect_equal(nrow(res), 2)
+  expect_true(all(is.na(res$.notes)))
+  expect_match(out, "Grid search", all = FALSE)
+  expect_match(out, "100%", all = FALSE)
+})
+
+test_that("class_weights can be a grid column", {
+  skip_if_no_engine()
+  res <- tune_grid(separable_images(), grid = list(class_weights = c("none", "balanced")),
+                   epochs = 1, image_size = 64, train_layers = "head")
+  expect_equal(res$class_weights, c("none", "balanced"))
+  expect_true(all(is.na(res$.notes)))
+})
