@@ -177,7 +177,7 @@ labelled_rows <- function(images, label_col, call = caller_env()) {
   labels <- images[[label_col]]
   missing <- is.na(labels) | trimws(as.character(labels)) == ""
   if (nrow(images) > 0 && all(missing)) {
-    tv_abort(c("None of the images has a label in {.field {label_col}}.",
+    tv_abort(c("None of the {nrow(images)} images has a label: {.field {label_col}} is {.code NA} or blank in every row.",
                i = "Put each class in its own subfolder ({.path photos/protest/}, {.path photos/other/}) and call {.fn image_files} on the parent folder,",
                " " = "or add a {.field {label_col}} column (e.g. joined from a CSV)."),
              class = "missing_labels", call = call)

@@ -191,6 +191,11 @@ test_that("balanced class weights change the training loss and are recorded", {
   train_loss <- function(f) history(f)$loss[history(f)$split == "train"]
   expect_false(isTRUE(all.equal(train_loss(none), train_loss(balanced))))
   expect_output(print(balanced), "balanced class weights")
+  dir <- file.path(withr::local_tempdir(), "model")
+  save_classifier(balanced, dir)
+  card <- jsonlite::fromJSON(file.path(dir, "tidyvision.json"))
+  expect_equal(card$hyperparameters$class_weights, "balanced")
+  expect_output(print(load_classifier(dir)), "balanced class weights")
 })
 
 test_that("fine_tune() rejects what it can't use, saying what to do", {
@@ -203,4 +208,25 @@ test_that("fine_tune() rejects what it can't use, saying what to do", {
                "learn_rate", class = "tidyvision_error_bad_argument")
   expect_equal(normalize_split(c("train", "Training", "VAL", "valid", "validation", "testing", "x", NA)),
                c("train", "train", "val", "val", "val", "test", NA, NA))
+})
+
+test_that("autoplot() of a fit has whole-epoch ticks and titled axes and legend", {
+  h <- tibble::tibble(epoch = rep(1:3, each = 2), split = rep(c("train", "val"), 3),
+                      loss = c(0.9, 0.8, 0.5, 0.6, 0.3, 0.5), accuracy = c(0.5, 0.6, 0.8, 0.7, 0.9, 0.8),
+                      precision = 0.5, recall = 0.5, f1 = 0.5, learning_rate = 0.01, seconds = 1)
+  fit <- new_classifier(
+    classes = c("a", "b"), label = "label", history = h, best_epoch = 2,
+    settings = list(backbone = "efficientnet_lite0", train_layers = "head"), weights = "w",
+    sha256 = "0", fingerprint = "0", n_train = 8, n_val = 4, val_counts = c(2, 2),
+    device = "cpu", precision = "fp32"
+  )
+  p <- autoplot(fit)
+  built <- ggplot2::ggplot_build(p)
+  breaks <- built$layout$panel_params[[1]]$x$breaks
+  expect_equal(breaks[!is.na(breaks)], 1:3)
+  expect_equal(p$labels$colour, "Split")
+  expect_equal(levels(p$data$split), c("Training", "Validation"))
+  # the facet strips sit outside the y axes, as their titles
+  expect_equal(p$facet$params$strip.position, "left")
+  expect_equal(levels(p$data$metric), c("Loss", "Accuracy"))
 })
