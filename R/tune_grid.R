@@ -195,7 +195,7 @@ grid_x_scale <- function(long, numeric) {
   tried <- sort(unique(long$value))
   # ticks at the values tried, so each one can be read off the axis
   breaks <- function(limits) tried[tried >= limits[1] & tried <= limits[2]]
-  labels <- function(b) vapply(b, format, "", drop0trailing = TRUE)
+  labels <- function(b) vapply(b, format, "", scientific = FALSE, drop0trailing = TRUE, trim = TRUE)
   if (by_decade) return(ggplot2::scale_x_log10(breaks = breaks, labels = labels))
   ggplot2::scale_x_continuous(breaks = breaks, labels = labels)
 }

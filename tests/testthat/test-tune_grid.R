@@ -67,7 +67,7 @@ test_that("class_weights can be a grid column", {
 
 test_that("autoplot() of a grid has an x title and numeric scales for numeric columns", {
   res <- structure(tibble::tibble(
-    learning_rate = c(0.1, 0.01, 0.001, 0.1), batch_size = c(4, 4, 16, 16),
+    learning_rate = c(0.1, 0.01, 0.0001, 0.1), batch_size = c(4, 4, 16, 16),
     accuracy = c(0.7, 0.9, 0.8, 0.6), precision = 0.5, recall = 0.5, f1 = c(0.6, 0.8, 0.7, 0.5),
     loss = 0.3, best_epoch = 1L, seconds = 1, history = list(NULL), .notes = NA_character_
   ), class = c("tv_grid", "tbl_df", "tbl", "data.frame"))
@@ -79,7 +79,7 @@ test_that("autoplot() of a grid has an x title and numeric scales for numeric co
   expect_equal(p$scales$get_scales("x")$trans$name, "log-10")
   built <- ggplot2::ggplot_build(p)
   ticks <- lapply(built$layout$panel_params, function(pp) pp$x$get_labels())
-  expect_setequal(unlist(ticks), c("4", "16", "0.001", "0.01", "0.1"))
+  expect_setequal(unlist(ticks), c("4", "16", "0.0001", "0.01", "0.1"))
   res$batch_size <- c("a", "b", "a", "b")
   expect_false(is.numeric(autoplot(res)$data$value))
 })
