@@ -144,7 +144,11 @@ grid_columns <- function(x) {
 
 #' Plot a grid search
 #'
-#' Validation accuracy and F1 against each hyperparameter of the grid.
+#' Validation accuracy and F1 against each hyperparameter of the grid, one
+#' panel per grid column. Numeric columns get numeric axes ticked at the
+#' values tried (a log axis when a column spans a factor of 10 or more, as
+#' learning rates do) and a line through the mean over the other columns;
+#' with a text column (e.g. `resize`) every axis is discrete.
 #'
 #' @param object A `tv_grid`.
 #' @param ... Unused.
