@@ -43,6 +43,7 @@ predict_probs <- function(object, paths, batch_size = 64, verbose = FALSE) {
     tv_warn(c("{sum(bad)} image{?s} can't be read; {?its/their} predictions are NA:",
               bullets_of(paste0(paths[bad], ": ", problems[bad]))), class = "unreadable")
   }
+  prob[bad, ] <- NA_real_  # the engine marks unreadable rows NaN; R's missing value is NA
   colnames(prob) <- paste0(".pred_", object$classes)
   tibble::as_tibble(as.data.frame(prob, check.names = FALSE))
 }
@@ -70,7 +71,10 @@ pred_class <- function(probs, classes) {
 augment.tv_classifier <- function(x, new_data, ...) {
   if (is.character(new_data)) new_data <- tibble::tibble(path = new_data)
   probs <- predict(x, new_data, type = "prob", ...)
-  tibble::as_tibble(cbind(new_data, pred_class(probs, x$classes), probs))
+  preds <- cbind(pred_class(probs, x$classes), probs)
+  # As parsnip does: predictions already in `new_data` (an earlier augment()) are replaced.
+  new_data <- new_data[setdiff(names(new_data), names(preds))]
+  tibble::as_tibble(cbind(new_data, preds))
 }
 
 check_classifier <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
@@ -141,6 +145,9 @@ classifier_card <- function(fit) {
     seed = fit$settings$seed, best_epoch = fit$best_epoch,
     metrics = as.list(best[c("loss", "accuracy", "precision", "recall", "f1")]),
     history = fit$history, n_train = fit$n_train, n_val = fit$n_val,
+    val_counts = as.list(fit$val_counts), seconds = fit$seconds,
+    # what training ran on, resolved from "auto"; `hyperparameters` keep what was asked
+    device = fit$device, precision = fit$precision, train_precision = fit$train_precision,
     sha256 = fit$sha256, training_images_sha256 = fit$fingerprint,
     versions = c(list(tidyvision = as.character(utils::packageVersion("tidyvision")),
                       R = as.character(getRversion())),
@@ -188,13 +195,19 @@ load_classifier <- function(dir) {
                i = "The file was changed or damaged after it was saved; save the classifier again."),
              class = "weights_tampered")
   }
+  classifier_from_card(card, normalizePath(weights))
+}
+
+classifier_from_card <- function(card, weights) {
   settings <- c(list(backbone = card$backbone, resize = card$preprocessing$resize,
                      image_size = card$preprocessing$image_size), card$hyperparameters)
-  structure(list(
-    classes = card$classes, label = card$label, backbone = card$backbone, settings = settings,
-    history = tibble::as_tibble(card$history), best_epoch = card$best_epoch,
-    weights = normalizePath(weights), sha256 = card$sha256,
+  new_classifier(
+    classes = card$classes, label = card$label, settings = settings, history = card$history,
+    best_epoch = card$best_epoch, weights = weights, sha256 = card$sha256,
     fingerprint = card$training_images_sha256, n_train = card$n_train, n_val = card$n_val,
-    device = settings$device, precision = settings$precision, seconds = NA_real_
-  ), class = "tv_classifier")
+    val_counts = unlist(card$val_counts),
+    # cards written before the resolved values were stored only have the requested ones
+    device = card$device %||% settings$device, precision = card$precision %||% settings$precision,
+    train_precision = card$train_precision, seconds = card$seconds %||% NA_real_
+  )
 }

@@ -133,16 +133,43 @@ col_of <- function(x, type = c("chr", "int", "dbl", "lgl")) {
          USE.NAMES = FALSE)
 }
 
-# A progress callback for Python: `progress(done, total)` ticks a cli bar
-# that lives as long as the calling function.
+# A progress callback for Python: `progress(done, total, label)` ticks a cli
+# bar that lives as long as the calling function; a new `label` (a new phase:
+# decoding, features, training) starts a new bar. Progress is decoration, so
+# nothing here may abort the computation it reports on: any error is
+# swallowed, and a bar that is gone is opened again on the next tick.
 progress_callback <- function(verbose, name, .envir = parent.frame()) {
   if (!isTRUE(verbose)) return(NULL)
-  id <- NULL
-  function(done, total, ...) {
-    if (is.null(id)) {
-      id <<- cli::cli_progress_bar(name, total = total, .envir = .envir)
+  bar <- list(id = NULL, label = NULL, finished = FALSE, start = Sys.time())
+  tick <- function(done, total, label) {
+    same <- identical(label, bar$label)
+    # the engine may tick a finished phase once more (at the end of an epoch)
+    if (same && bar$finished && done >= total) return()
+    if (is.null(bar$id) || !same || bar$finished) {
+      # auto_terminate = FALSE: the bar is closed below, once its 100% is drawn
+      bar <<- list(id = cli::cli_progress_bar(label, total = total, auto_terminate = FALSE, .envir = .envir),
+                   label = label, finished = FALSE, start = Sys.time())
     }
-    cli::cli_progress_update(id = id, set = done, total = total, .envir = .envir)
+    final <- done >= total
+    cli::cli_progress_update(id = bar$id, set = done, total = total, force = final && bar_due(bar$start),
+                             .envir = .envir)
+    if (final) {
+      bar$finished <<- TRUE
+      cli::cli_progress_done(id = bar$id, .envir = .envir)
+    }
+  }
+  function(done, total, label = NULL, ...) {
+    label <- label %||% name
+    tryCatch(tick(done, total, label), error = function(e) {
+      bar$id <<- NULL  # closed or broken: open a fresh bar and try once more
+      tryCatch(tick(done, total, label), error = function(e) bar$id <<- NULL)
+    })
     invisible(TRUE)
   }
+}
+
+# A phase that ran past cli's `show_after` ends on a drawn 100%, even when
+# cli's throttle skipped its last ticks; a shorter one shows nothing, as cli intends.
+bar_due <- function(start) {
+  difftime(Sys.time(), start, units = "secs") >= getOption("cli.progress_show_after", 2)
 }

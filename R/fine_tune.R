@@ -53,7 +53,14 @@
 #'   trains batches smaller than 16 in fp32 (with channels_last), which
 #'   measured as fast as bf16 there; validation, feature extraction and
 #'   prediction always use bf16 where it is fast.
-#' @param verbose Show a progress bar.
+#' @param class_weights `"none"`, or `"balanced"` to weight the training
+#'   loss of each class by `n / (k * n_c)` (`n` training images, `k`
+#'   classes, `n_c` images of the class), so a rare class counts as much as
+#'   a common one. The validation loss stays unweighted.
+#' @param verbose Show progress bars (decoding, feature extraction with
+#'   `train_layers = "head"`, training).
+#' @param ... Not used: an argument `fine_tune()` doesn't have is an error
+#'   that lists the ones it has.
 #' @return A `tv_classifier`: use [predict()][predict.tv_classifier],
 #'   [history()], `autoplot()` and [save_classifier()].
 #' @export
@@ -68,9 +75,13 @@ fine_tune <- function(images, label = label, backbone = "efficientnet_lite0",
                       train_layers = c("all", "head"), weights = NULL,
                       resize = c("rescale_crop", "squish", "crop", "pad"),
                       image_size = 224, augment = TRUE, seed = 1,
-                      device = "auto", precision = "auto", verbose = interactive()) {
+                      device = "auto", precision = "auto", class_weights = c("none", "balanced"),
+                      verbose = interactive(), ...) {
+  check_dots_known(rlang::enquos(...), fine_tune_args(), "fine_tune")
+  check_images(images)
   train_layers <- rlang::arg_match(train_layers)
   resize <- rlang::arg_match(resize)
+  class_weights <- rlang::arg_match(class_weights)
   check_count(epochs); check_count(batch_size); check_count(step_size); check_count(image_size)
   check_number(learning_rate); check_number(momentum); check_number(gamma)
   check_flag(augment)
@@ -85,7 +96,7 @@ fine_tune <- function(images, label = label, backbone = "efficientnet_lite0",
     momentum = momentum, batch_size = as.integer(batch_size), step_size = as.integer(step_size),
     gamma = gamma, train_layers = train_layers, weights = weights, resize = resize,
     image_size = as.integer(image_size), augment = augment, seed = as.integer(seed),
-    device = device, precision = precision
+    device = device, precision = precision, class_weights = class_weights
   )
   weights_path <- tempfile("tidyvision-", fileext = ".safetensors")
   res <- rlang::exec(engine_call, "fine_tune.fit",
@@ -96,26 +107,40 @@ fine_tune <- function(images, label = label, backbone = "efficientnet_lite0",
     !!!settings
   )
   warn_skipped(col_of(res$skipped_path), col_of(res$skipped_problem))
-  new_classifier(res, classes, label_col, settings, weights_path)
+  new_classifier(
+    classes = classes, label = label_col, settings = settings, history = history_from_py(res$history),
+    best_epoch = res$best_epoch, weights = weights_path,
+    sha256 = engine_call("backbones.weights_digest", weights_path), fingerprint = res$fingerprint,
+    n_train = res$n_train, n_val = res$n_val, val_counts = col_of(res$val_counts, "int"),
+    device = res$device, precision = res$precision, train_precision = res$train_precision,
+    seconds = res$seconds
+  )
 }
 
-new_classifier <- function(res, classes, label_col, settings, weights_path) {
-  h <- res$history
-  history <- tibble::tibble(
+# The one constructor of a `tv_classifier`, for fine_tune() and load_classifier().
+# `val_counts`: validation images per class, in the order of `classes`.
+new_classifier <- function(classes, label, settings, history, best_epoch, weights, sha256,
+                           fingerprint, n_train, n_val, val_counts, device, precision,
+                           train_precision = NULL, seconds = NA_real_) {
+  settings$weights <- NULL  # a path on the training machine, not a property of the model
+  if (!is.null(val_counts)) val_counts <- rlang::set_names(as.integer(val_counts), classes)
+  structure(list(
+    classes = classes, label = label, backbone = settings$backbone, settings = settings,
+    history = tibble::as_tibble(history), best_epoch = as.integer(best_epoch),
+    weights = weights, sha256 = sha256, fingerprint = fingerprint,
+    n_train = as.integer(n_train), n_val = as.integer(n_val), val_counts = val_counts,
+    device = device, precision = precision, train_precision = train_precision %||% precision,
+    seconds = seconds
+  ), class = "tv_classifier")
+}
+
+history_from_py <- function(h) {
+  tibble::tibble(
     epoch = col_of(h$epoch, "int"), split = col_of(h$split), loss = col_of(h$loss, "dbl"),
     accuracy = col_of(h$accuracy, "dbl"), precision = col_of(h$precision, "dbl"),
     recall = col_of(h$recall, "dbl"), f1 = col_of(h$f1, "dbl"),
     learning_rate = col_of(h$learning_rate, "dbl"), seconds = col_of(h$seconds, "dbl")
   )
-  settings$weights <- NULL
-  structure(list(
-    classes = classes, label = label_col, backbone = settings$backbone,
-    settings = settings, history = history, best_epoch = as.integer(res$best_epoch),
-    weights = weights_path, sha256 = engine_call("backbones.weights_digest", weights_path),
-    fingerprint = res$fingerprint, n_train = res$n_train, n_val = res$n_val,
-    device = res$device, precision = res$precision, train_precision = res$train_precision,
-    seconds = res$seconds
-  ), class = "tv_classifier")
 }
 
 # Train / val rows: from `split`, or an 80/20 stratified split by `seed`.
@@ -126,13 +151,14 @@ training_rows <- function(images, label_col, seed, call = caller_env()) {
   }
   images$path <- image_paths(images, "images", call)
   if ("readable" %in% names(images)) images <- images[images$readable %in% TRUE, , drop = FALSE]
-  images <- images[!is.na(images[[label_col]]), , drop = FALSE]
+  images <- labelled_rows(images, label_col, call)
+  if ("split" %in% names(images)) images$split <- normalize_split(images$split)
   if (!"split" %in% names(images) || all(is.na(images$split))) {
     images <- split_images(images, prop = c(train = 0.8, val = 0.2),
                            strata = tidyselect::all_of(label_col), seed = seed)
   }
   if (anyNA(images$split)) {
-    tv_warn("{sum(is.na(images$split))} image{?s} with no {.field split} {?is/are} not used.",
+    tv_warn("{sum(is.na(images$split))} image{?s} with no {.field split} (or one other than train, val or test) {?is/are} not used.",
             class = "split_missing")
   }
   out <- list(train = images[images$split %in% "train", , drop = FALSE],
@@ -144,6 +170,53 @@ training_rows <- function(images, label_col, seed, call = caller_env()) {
              class = "no_validation", call = call)
   }
   out
+}
+
+# Rows with a label. Blank labels ("" is what read.csv() gives for an empty
+# cell) count as missing: they would otherwise become a class "".
+labelled_rows <- function(images, label_col, call = caller_env()) {
+  labels <- images[[label_col]]
+  missing <- is.na(labels) | trimws(as.character(labels)) == ""
+  if (nrow(images) > 0 && all(missing)) {
+    tv_abort(c("None of the {nrow(images)} images has a label: {.field {label_col}} is {.code NA} or blank in every row.",
+               i = "Put each class in its own subfolder ({.path photos/protest/}, {.path photos/other/}) and call {.fn image_files} on the parent folder,",
+               " " = "or add a {.field {label_col}} column (e.g. joined from a CSV)."),
+             class = "missing_labels", call = call)
+  }
+  if (any(missing)) {
+    tv_warn("{sum(missing)} image{?s} with no label ({.code NA} or blank) {?was/were} dropped.",
+            class = "missing_labels")
+  }
+  images[!missing, , drop = FALSE]
+}
+
+# Split names as people and folder layouts spell them, made one: the same
+# aliases image_files() accepts for split folders. Anything else is NA.
+normalize_split <- function(x) {
+  aliases <- c(train = "train", training = "train", val = "val", valid = "val",
+               validation = "val", test = "test", testing = "test")
+  unname(aliases[tolower(trimws(as.character(x)))])
+}
+
+check_images <- function(images, call = caller_env()) {
+  if (is.data.frame(images)) return(invisible())
+  tv_abort(c("{.arg images} must be a data frame of image paths and labels, not {.obj_type_friendly {images}}.",
+             i = "Make one with {.fn image_files} on a folder with one subfolder per class,",
+             " " = "or add a label column to a data frame with a {.field path} column."),
+           class = "bad_argument", call = call)
+}
+
+# The arguments a user may name in fine_tune() (and in tune_grid()'s grid).
+fine_tune_args <- function() setdiff(names(formals(fine_tune)), "...")
+
+# Like rlang::check_dots_empty(), but classed and listing the valid
+# arguments: a misspelt argument must not be a bare "unused argument" error.
+check_dots_known <- function(dots, valid, fn, call = caller_env()) {
+  if (length(dots) == 0) return(invisible())
+  nms <- rlang::names2(dots)
+  shown <- ifelse(nzchar(nms), nms, vapply(dots, rlang::as_label, ""))
+  tv_abort(c("{.fn {fn}} has no argument{?s} {.arg {shown}}.",
+             i = "Its arguments are {.arg {valid}}."), class = "bad_argument", call = call)
 }
 
 label_name <- function(data, label, call = caller_env()) {
@@ -209,17 +282,32 @@ check_number <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
 history <- function(x, ...) UseMethod("history")
 
 #' @export
-history.tv_classifier <- function(x, ...) x$history
+history.tv_classifier <- function(x, ...) {
+  warn_unvalidated(x)
+  x$history
+}
+
+# A class without validation images has no say in the choice of epoch and
+# no validation metrics: users must hear it wherever they look at those.
+warn_unvalidated <- function(x) {
+  empty <- names(x$val_counts)[x$val_counts == 0]
+  if (length(empty) == 0) return(invisible())
+  tv_warn(c("{cli::qty(length(empty))}Class{?es} {.val {empty}} ha{?s/ve} no validation images.",
+            i = "The validation metrics and the best epoch ignore {cli::qty(length(empty))}{?it/them}; give every class validation images (see {.fn split_images})."),
+          class = "class_not_validated")
+}
 
 #' @export
 format.tv_classifier <- function(x, ...) {
   best <- best_val_row(x)
+  epochs <- max(x$history$epoch)
   c(
     paste0("Backbone: ", x$backbone, " (", x$settings$train_layers, " layers, ",
            x$device, ", ", precision_label(x), ")"),
     paste0("Classes:  ", paste(x$classes, collapse = ", ")),
-    paste0("Trained:  ", x$n_train, " images, validated on ", x$n_val, "; ",
-           max(x$history$epoch), " epochs in ", round(sum(x$history$seconds) / 2), " s"),
+    paste0("Trained:  ", x$n_train, " images, validated on ", x$n_val, "; ", epochs,
+           if (epochs == 1) " epoch" else " epochs", " in ", format_seconds(sum(x$history$seconds) / 2),
+           if (identical(x$settings$class_weights, "balanced")) "; balanced class weights"),
     sprintf("Best epoch %d: val accuracy %.3f, precision %.3f, recall %.3f, F1 %.3f, loss %.3f",
             x$best_epoch, best$accuracy, best$precision, best$recall, best$f1, best$loss)
   )
@@ -238,9 +326,20 @@ precision_label <- function(x) {
   paste0(train, " training, ", x$precision, " inference")
 }
 
+# Seconds as people read them: "< 0.1 s", "0.4 s", "12 s", "3.5 min".
+format_seconds <- function(s) {
+  if (is.na(s)) return("? s")
+  if (s < 0.1) return("< 0.1 s")
+  if (s < 10) return(sprintf("%.1f s", s))
+  if (s < 120) return(sprintf("%.0f s", s))
+  sprintf("%.1f min", s / 60)
+}
+
 #' @export
 print.tv_classifier <- function(x, ...) {
   print_titled(x, "tidyvision classifier")
+  warn_unvalidated(x)
+  invisible(x)
 }
 
 #' Plot a classifier's training history
@@ -258,15 +357,27 @@ print.tv_classifier <- function(x, ...) {
 autoplot.tv_classifier <- function(object, ...) {
   h <- object$history
   long <- rbind(
-    data.frame(epoch = h$epoch, split = h$split, metric = "loss", value = h$loss),
-    data.frame(epoch = h$epoch, split = h$split, metric = "accuracy", value = h$accuracy)
+    data.frame(epoch = h$epoch, split = h$split, metric = "Loss", value = h$loss),
+    data.frame(epoch = h$epoch, split = h$split, metric = "Accuracy", value = h$accuracy)
   )
+  long$metric <- factor(long$metric, c("Loss", "Accuracy"))
+  long$split <- factor(c(train = "Training", val = "Validation")[long$split],
+                       c("Training", "Validation"))
   ggplot2::ggplot(long, ggplot2::aes(.data$epoch, .data$value, colour = .data$split)) +
     ggplot2::geom_vline(xintercept = object$best_epoch, linetype = "dashed", colour = "grey60") +
-    ggplot2::geom_line() +
+    (if (max(h$epoch) > 1) ggplot2::geom_line()) +  # one epoch: nothing to join
     ggplot2::geom_point() +
-    ggplot2::facet_wrap(~metric, scales = "free_y") +
-    ggplot2::labs(x = "Epoch", y = NULL, colour = NULL,
+    # strips on the left, outside the axis: each panel's y-axis title
+    ggplot2::facet_wrap(~metric, scales = "free_y", strip.position = "left") +
+    ggplot2::scale_x_continuous(breaks = whole_breaks) +
+    ggplot2::labs(x = "Epoch", y = NULL, colour = "Split",
                   title = paste0(object$backbone, ": best epoch ", object$best_epoch, " (dashed)")) +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() +
+    ggplot2::theme(strip.placement = "outside", strip.text = ggplot2::element_text(size = 11))
+}
+
+# Axis breaks at whole numbers only: there is no epoch 2.5.
+whole_breaks <- function(limits) {
+  b <- unique(round(pretty(limits)))
+  b[b >= ceiling(limits[1]) & b <= floor(limits[2])]
 }

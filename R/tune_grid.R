@@ -15,6 +15,7 @@
 #'   after [fine_tune()] arguments, e.g. from `expand.grid()`; or a named list
 #'   of values, expanded to every combination.
 #' @param ... Other [fine_tune()] arguments, the same for every combination.
+#' @param verbose Show a progress bar over the combinations.
 #' @return A `tv_grid` tibble: the grid columns, the best epoch's validation
 #'   `accuracy, precision, recall, f1, loss`, `best_epoch`, `seconds`, a
 #'   `history` list-column and `.notes` (`NA`, or the error of a failed
@@ -27,24 +28,24 @@
 #' res
 #' select_best(res)
 tune_grid <- function(images, label = label, grid, epochs = 10, ..., verbose = interactive()) {
+  check_images(images)
   grid <- as_grid(grid)
   label_col <- label_name(images, rlang::enquo(label))
+  check_fixed_args(rlang::enquos(...))
   fixed <- list(...)
   clash <- intersect(names(fixed), names(grid))
   if (length(clash)) {
     tv_abort("{.arg {clash}} {?is/are} both a grid column and a fixed argument.", class = "bad_argument")
   }
-  if (!"split" %in% names(images) || all(is.na(images$split))) {
-    seed <- fixed$seed %||% 1
-    images <- split_images(images, prop = c(train = 0.8, val = 0.2),
-                           strata = tidyselect::all_of(label_col), seed = seed)
-  }
-  if (verbose) cli::cli_progress_bar("Grid search", total = nrow(grid))
+  images <- grid_images(images, label_col, seed = fixed$seed %||% 1)
+  # The bar belongs to this frame, not to lapply's function (see progress_callback()).
+  tick <- progress_callback(verbose, "Grid search") %||% function(...) NULL
+  tick(0, nrow(grid))
   rows <- lapply(seq_len(nrow(grid)), function(i) {
     args <- utils::modifyList(list(images, label = label_col, epochs = epochs, verbose = FALSE),
                               c(as.list(grid[i, , drop = FALSE]), fixed))
     row <- grid_row(args)
-    if (verbose) cli::cli_progress_update()
+    tick(i, nrow(grid))
     row
   })
   out <- tibble::as_tibble(cbind(tibble::as_tibble(grid), vctrs::vec_rbind(!!!rows)))
@@ -61,13 +62,35 @@ as_grid <- function(grid, call = caller_env()) {
   if (!is.data.frame(grid) || nrow(grid) == 0 || is.null(names(grid))) {
     tv_abort("{.arg grid} must be a data frame or a named list of values.", class = "bad_argument", call = call)
   }
-  unknown <- setdiff(names(grid), setdiff(names(formals(fine_tune)), c("images", "label", "verbose")))
+  unknown <- setdiff(names(grid), tunable_args())
   if (length(unknown)) {
     tv_abort(c("{.arg grid} has column{?s} that {?is/are} not {.fn fine_tune} argument{?s}: {.field {unknown}}.",
                i = "Use e.g. {.field learning_rate}, {.field momentum}, {.field batch_size}."),
              class = "bad_argument", call = call)
   }
   grid
+}
+
+# fine_tune() arguments a grid or tune_grid()'s `...` may set.
+tunable_args <- function() setdiff(fine_tune_args(), c("images", "label", "verbose"))
+
+# Checked once here: per combination, a misspelt argument would only fill `.notes`.
+check_fixed_args <- function(dots, call = caller_env()) {
+  known <- nzchar(rlang::names2(dots)) & rlang::names2(dots) %in% tunable_args()
+  check_dots_known(dots[!known], c("images", "label", "grid", "epochs", tunable_args(), "verbose"),
+                   "tune_grid", call = call)
+}
+
+# The labelled rows, split once so that every combination trains and
+# validates on the same images.
+grid_images <- function(images, label_col, seed) {
+  images <- labelled_rows(images, label_col)
+  if ("split" %in% names(images)) images$split <- normalize_split(images$split)
+  if (!"split" %in% names(images) || all(is.na(images$split))) {
+    images <- split_images(images, prop = c(train = 0.8, val = 0.2),
+                           strata = tidyselect::all_of(label_col), seed = seed)
+  }
+  images
 }
 
 grid_row <- function(args) {
@@ -121,7 +144,11 @@ grid_columns <- function(x) {
 
 #' Plot a grid search
 #'
-#' Validation accuracy and F1 against each hyperparameter of the grid.
+#' Validation accuracy and F1 against each hyperparameter of the grid, one
+#' panel per grid column. Numeric columns get numeric axes ticked at the
+#' values tried (a log axis when a column spans a factor of 10 or more, as
+#' learning rates do) and a line through the mean over the other columns;
+#' with a text column (e.g. `resize`) every axis is discrete.
 #'
 #' @param object A `tv_grid`.
 #' @param ... Unused.
@@ -134,15 +161,45 @@ grid_columns <- function(x) {
 #' ggplot2::autoplot(res)
 autoplot.tv_grid <- function(object, ...) {
   params <- grid_columns(object)
+  numeric <- all(vapply(params, function(p) is.numeric(object[[p]]), logical(1)))
   long <- do.call(rbind, lapply(params, function(p) {
-    rbind(
-      data.frame(parameter = p, value = format(object[[p]]), metric = "accuracy", estimate = object$accuracy),
-      data.frame(parameter = p, value = format(object[[p]]), metric = "f1", estimate = object$f1)
-    )
+    value <- if (numeric) object[[p]] else format(object[[p]], trim = TRUE)
+    rbind(data.frame(parameter = p, value = value, metric = "accuracy", estimate = object$accuracy),
+          data.frame(parameter = p, value = value, metric = "f1", estimate = object$f1))
   }))
+  # text values in their natural order (4 before 16), not alphabetical
+  if (!numeric) long$value <- factor(long$value, unique(unlist(lapply(params, function(p) {
+    format(sort(unique(object[[p]])), trim = TRUE)
+  }))))
   ggplot2::ggplot(long, ggplot2::aes(.data$value, .data$estimate, colour = .data$metric)) +
-    ggplot2::geom_point(position = ggplot2::position_dodge(width = 0.3), size = 2, na.rm = TRUE) +
+    grid_geoms(numeric) +
+    grid_x_scale(long, numeric) +
     ggplot2::facet_wrap(~parameter, scales = "free_x") +
-    ggplot2::labs(x = NULL, y = "Validation (best epoch)", colour = NULL) +
-    ggplot2::theme_minimal()
+    ggplot2::labs(x = "Hyperparameter value", y = "Validation (best epoch)", colour = "Metric") +
+    ggplot2::theme_minimal() +
+    ggplot2::theme(panel.spacing.x = ggplot2::unit(2, "lines"))
+}
+
+# Numeric hyperparameters: points and the mean over the other columns as a
+# line. Text ones (e.g. resize): dodged points at each value.
+grid_geoms <- function(numeric) {
+  if (!numeric) {
+    return(ggplot2::geom_point(position = ggplot2::position_dodge(width = 0.3), size = 2, na.rm = TRUE))
+  }
+  list(ggplot2::geom_point(size = 2, alpha = 0.7, na.rm = TRUE),
+       ggplot2::stat_summary(ggplot2::aes(group = .data$metric), fun = mean, geom = "line", na.rm = TRUE))
+}
+
+# Learning rates are tried a decade apart: when a column spans a factor of
+# 10 or more, a log scale spreads its values out (one scale for all panels).
+grid_x_scale <- function(long, numeric) {
+  if (!numeric) return(ggplot2::scale_x_discrete())
+  spans <- tapply(long$value, long$parameter, function(v) max(v) / min(v))
+  by_decade <- all(long$value > 0, na.rm = TRUE) && any(spans >= 10, na.rm = TRUE)
+  tried <- sort(unique(long$value))
+  # ticks at the values tried, so each one can be read off the axis
+  breaks <- function(limits) tried[tried >= limits[1] & tried <= limits[2]]
+  labels <- function(b) vapply(b, format, "", scientific = FALSE, drop0trailing = TRUE, trim = TRUE)
+  if (by_decade) return(ggplot2::scale_x_log10(breaks = breaks, labels = labels))
+  ggplot2::scale_x_continuous(breaks = breaks, labels = labels)
 }

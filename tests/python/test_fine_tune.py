@@ -136,3 +136,43 @@ def test_last_layer_is_replaced_with_small_normal_weights():
     assert model.head.out_features == 3
     assert model.head.weight.std().item() == pytest.approx(0.01, rel=0.2)
     assert isinstance(model.body.fc, torch.nn.Identity)
+
+
+def _phases(calls):
+    out = {}
+    for done, total, label in calls:
+        out.setdefault(label, []).append((done, total))
+    return out
+
+
+def test_decoding_features_and_training_report_progress(separable, tmp_path):
+    train, ytr, val, yva = separable
+    fine_tune._DECODED.__init__()  # the memo would skip decoding images seen before
+    fine_tune._FEATURES.__init__()
+    calls = []
+    fine_tune.fit(train, ytr, val, yva, 2, str(tmp_path / "w.safetensors"), epochs=2, image_size=32,
+                  batch_size=4, train_layers="head", progress=lambda *a: calls.append(a))
+    phases = _phases(calls)
+    # None: the training bar, which R names after the backbone.
+    assert list(phases) == ["Decoding images", "Extracting features", None]
+    n = len(train) + len(val)
+    assert phases["Decoding images"][-1] == (n, n)
+    assert phases["Extracting features"][-1] == (n, n)
+    assert phases[None][-1] == (2 * 4, 2 * 4)  # 16 training images in batches of 4, 2 epochs
+    for ticks in phases.values():
+        done = [d for d, _ in ticks]
+        assert done == sorted(set(done))  # never backwards, never the same tick twice
+
+
+def test_ticker_throttles_but_always_ends_at_total():
+    calls = []
+    tick = fine_tune.Ticker(lambda *a: calls.append(a), 100, "Decoding images", every=60)
+    for _ in range(100):
+        tick(1)
+    assert calls == [(1, 100, "Decoding images"), (100, 100, "Decoding images")]
+
+
+def test_balanced_class_weights_by_hand():
+    w = fine_tune.balanced_weights(torch.tensor([0, 0, 0, 1]), 3)
+    # n / (k * n_c): 4 / (3 * 3), 4 / (3 * 1); a class with no image counts as one
+    torch.testing.assert_close(w, torch.tensor([4 / 9, 4 / 3, 4 / 3]))

@@ -22,3 +22,11 @@ small_fit <- function() {
   }
   cache$fit
 }
+
+# Progress output that is the same on every run: each bar's final 100% line,
+# without the bar's drawing or its ETA. Lines in between depend on timing.
+# (expect_snapshot() calls `transform` once per message line.)
+scrub_progress <- function(lines) {
+  lines <- lines[!grepl("(^|[^0-9])[0-9]{1,2}%", lines)]
+  sub("^(\\s*.*?) \\S+ +100%.*$", "\\1 <bar> 100%", lines, perl = TRUE)
+}

@@ -83,3 +83,63 @@ test_that("a classifier whose weights are gone says how to keep one", {
   fit <- structure(list(weights = "/no/such.safetensors"), class = "tv_classifier")
   expect_error(predict(fit, "a.jpg"), class = "tidyvision_error_weights_missing")
 })
+
+test_that("predict() works with the progress bar on", {
+  skip_if_no_engine()
+  withr::local_options(cli.progress_show_after = 0, cli.dynamic = FALSE)
+  imgs <- separable_images()
+  out <- capture.output(type = "message", p <- predict(small_fit(), imgs, verbose = TRUE))
+  expect_equal(nrow(p), nrow(imgs))
+  expect_match(out, "Classifying", all = FALSE)
+})
+
+test_that("unreadable rows are NA, not NaN", {
+  skip_if_no_engine()
+  bad <- withr::local_tempfile(fileext = ".jpg")
+  writeLines("not a jpeg", bad)
+  p <- suppressWarnings(predict(small_fit(), c(separable_images()$path[1], bad), type = "prob"))
+  # is.nan() tells the two apart; is.na() and waldo's comparison don't
+  expect_equal(is.nan(unlist(p[2, ])), c(.pred_blue = FALSE, .pred_red = FALSE))
+  expect_true(all(is.na(p[2, ])))
+})
+
+test_that("augment() replaces the predictions of an earlier augment()", {
+  skip_if_no_engine()
+  fit <- small_fit()
+  imgs <- separable_images()[1:4, ]
+  once <- augment(fit, imgs)
+  twice <- augment(fit, once)
+  expect_named(twice, names(once))
+  expect_equal(twice, once)
+})
+
+test_that("a loaded classifier prints as the fitted one, with what training ran on", {
+  skip_if_no_engine()
+  fit <- small_fit()
+  dir <- file.path(withr::local_tempdir(), "model")
+  save_classifier(fit, dir)
+  card <- jsonlite::fromJSON(file.path(dir, "tidyvision.json"))
+  expect_equal(card[c("device", "precision", "train_precision")],
+               list(device = fit$device, precision = fit$precision, train_precision = fit$train_precision))
+  expect_false(card$device == "auto")
+  expect_equal(unlist(card$val_counts), c(blue = 6L, red = 6L))
+  loaded <- load_classifier(dir)
+  expect_equal(loaded[c("device", "precision", "train_precision", "val_counts", "n_train", "n_val")],
+               fit[c("device", "precision", "train_precision", "val_counts", "n_train", "n_val")])
+  # Everything printed comes from the card, training time included.
+  expect_identical(capture.output(print(loaded)), capture.output(print(fit)))
+})
+
+test_that("the print says epoch for one and shows sub-second times", {
+  h <- tibble::tibble(epoch = 1L, split = c("train", "val"), loss = c(0.5, 0.4), accuracy = 0.9,
+                      precision = 0.8, recall = 0.7, f1 = 0.75, learning_rate = 0.01, seconds = 0.4)
+  fit <- new_classifier(
+    classes = c("a", "b"), label = "label", history = h, best_epoch = 1,
+    settings = list(backbone = "efficientnet_lite0", train_layers = "head", class_weights = "balanced"),
+    weights = "w.safetensors", sha256 = "0", fingerprint = "0", n_train = 8, n_val = 4,
+    val_counts = c(2, 2), device = "cpu", precision = "bf16", train_precision = "fp32"
+  )
+  expect_snapshot(print(fit))
+  expect_equal(vapply(c(0.04, 0.4, 3.25, 42, 600), format_seconds, ""),
+               c("< 0.1 s", "0.4 s", "3.2 s", "42 s", "10.0 min"))
+})

@@ -32,3 +32,22 @@ test_that("Python errors arrive as classed R errors, not tracebacks", {
   e <- tryCatch(tidyvision:::engine_call("images.columns", 1L, 2L), error = function(e) e)
   expect_s3_class(e, "tidyvision_error_engine")
 })
+
+test_that("a progress callback never aborts the computation it reports on", {
+  withr::local_options(cli.progress_show_after = 0, cli.dynamic = FALSE)
+  expect_null(progress_callback(FALSE, "Quiet"))
+  run <- function() {
+    tick <- progress_callback(TRUE, "Working")
+    tick(1, 2)
+    tick(2, 2)  # cli closes a bar at its total...
+    tick(2, 2)  # ...and the engine's end-of-epoch tick comes after
+    tick("not a number", list())  # cli errors on this; the callback must not
+    tick(1, 3, "Next phase")
+    tick(3, 3, "Next phase")
+    "finished"
+  }
+  out <- capture.output(type = "message", res <- expect_no_error(run()))
+  expect_equal(res, "finished")
+  expect_match(out, "Working", all = FALSE)
+  expect_match(out, "Next phase.*100%", all = FALSE)
+})

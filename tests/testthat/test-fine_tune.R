@@ -121,3 +121,112 @@ test_that("bad arguments are classed errors", {
   expect_error(fine_tune(imgs), class = "tidyvision_error_no_validation")
   expect_snapshot(fine_tune(imgs), error = TRUE)
 })
+
+test_that("fine_tune() finishes with the progress bar on, and the bar shows each phase", {
+  skip_if_no_engine()
+  withr::local_options(cli.progress_show_after = 0, cli.dynamic = FALSE)
+  imgs <- separable_images()
+  # image_size 72, used by no other test: the engine's memo of decoded images
+  # (which skips the decoding bar) can't hold these
+  expect_snapshot(
+    all <- fine_tune(imgs, epochs = 1, image_size = 72, seed = 4, verbose = TRUE),
+    transform = scrub_progress
+  )
+  expect_s3_class(all, "tv_classifier")
+  expect_equal(all$n_train, 24L)
+  expect_snapshot(
+    head <- fine_tune(imgs, epochs = 2, image_size = 72, seed = 5, train_layers = "head",
+                      verbose = TRUE),
+    transform = scrub_progress
+  )
+  expect_equal(nrow(history(head)), 4)
+})
+
+test_that("a class without validation images is named by print() and history()", {
+  skip_if_no_engine()
+  imgs <- separable_images()
+  imgs <- imgs[!(imgs$split == "val" & imgs$label == "red"), ]
+  fit <- fine_tune(imgs, epochs = 1, image_size = 64, train_layers = "head")
+  expect_equal(fit$val_counts, c(blue = 6L, red = 0L))
+  expect_warning(expect_output(print(fit), "Best epoch"), class = "tidyvision_warning_class_not_validated")
+  expect_warning(history(fit), "red", class = "tidyvision_warning_class_not_validated")
+  expect_no_warning(history(small_fit()))
+})
+
+test_that("missing and blank labels are dropped with a warning; split aliases are understood", {
+  skip_if_no_engine()
+  imgs <- separable_images()
+  imgs <- imgs[imgs$split != "test", ]
+  lab <- imgs
+  lab$label[imgs$split == "train"][1:3] <- c(NA, "", "")
+  expect_warning(fit <- fine_tune(lab, epochs = 1, image_size = 64, train_layers = "head"),
+                 "3 images with no label", class = "tidyvision_warning_missing_labels")
+  expect_equal(fit$classes, c("blue", "red"))
+  expect_equal(fit$n_train, 21L)
+  spelled <- imgs
+  spelled$split <- c(train = "Training", val = "validation")[imgs$split]
+  fit2 <- fine_tune(spelled, epochs = 1, image_size = 64, train_layers = "head") |> expect_no_warning()
+  expect_equal(c(fit2$n_train, fit2$n_val), c(24L, 12L))
+})
+
+test_that("a flat folder without labels says how to give labels", {
+  skip_if_no_engine()
+  flat <- withr::local_tempdir()
+  file.copy(separable_images()$path[1:6], file.path(flat, paste0(1:6, ".jpg")))
+  imgs <- image_files(flat)
+  expect_true(all(is.na(imgs$label)))
+  expect_error(fine_tune(imgs, epochs = 1), class = "tidyvision_error_missing_labels")
+  expect_snapshot(fine_tune(imgs, epochs = 1), error = TRUE)
+})
+
+test_that("balanced class weights change the training loss and are recorded", {
+  skip_if_no_engine()
+  imgs <- separable_images()
+  drop <- which(imgs$split == "train" & imgs$label == "red")[1:9]
+  imbalanced <- imgs[-drop, ]  # 12 blue and 3 red training images
+  args <- list(imbalanced, epochs = 2, image_size = 64, train_layers = "head", seed = 2)
+  none <- do.call(fine_tune, args)
+  balanced <- do.call(fine_tune, c(args, class_weights = "balanced"))
+  expect_equal(balanced$settings$class_weights, "balanced")
+  train_loss <- function(f) history(f)$loss[history(f)$split == "train"]
+  expect_false(isTRUE(all.equal(train_loss(none), train_loss(balanced))))
+  expect_output(print(balanced), "balanced class weights")
+  dir <- file.path(withr::local_tempdir(), "model")
+  save_classifier(balanced, dir)
+  card <- jsonlite::fromJSON(file.path(dir, "tidyvision.json"))
+  expect_equal(card$hyperparameters$class_weights, "balanced")
+  expect_output(print(load_classifier(dir)), "balanced class weights")
+})
+
+test_that("fine_tune() rejects what it can't use, saying what to do", {
+  expect_error(fine_tune(c("a.jpg", "b.jpg")), class = "tidyvision_error_bad_argument")
+  expect_snapshot(fine_tune(c("a.jpg", "b.jpg")), error = TRUE)
+  imgs <- tibble::tibble(path = c("a.jpg", "b.jpg"), label = c("x", "y"), split = c("train", "val"))
+  expect_error(fine_tune(imgs, lr = 0.1), class = "tidyvision_error_bad_argument")
+  expect_snapshot(fine_tune(imgs, learn_rate = 0.1), error = TRUE)
+  expect_error(tune_grid(imgs, grid = list(momentum = 0.9), learn_rate = 0.1),
+               "learn_rate", class = "tidyvision_error_bad_argument")
+  expect_equal(normalize_split(c("train", "Training", "VAL", "valid", "validation", "testing", "x", NA)),
+               c("train", "train", "val", "val", "val", "test", NA, NA))
+})
+
+test_that("autoplot() of a fit has whole-epoch ticks and titled axes and legend", {
+  h <- tibble::tibble(epoch = rep(1:3, each = 2), split = rep(c("train", "val"), 3),
+                      loss = c(0.9, 0.8, 0.5, 0.6, 0.3, 0.5), accuracy = c(0.5, 0.6, 0.8, 0.7, 0.9, 0.8),
+                      precision = 0.5, recall = 0.5, f1 = 0.5, learning_rate = 0.01, seconds = 1)
+  fit <- new_classifier(
+    classes = c("a", "b"), label = "label", history = h, best_epoch = 2,
+    settings = list(backbone = "efficientnet_lite0", train_layers = "head"), weights = "w",
+    sha256 = "0", fingerprint = "0", n_train = 8, n_val = 4, val_counts = c(2, 2),
+    device = "cpu", precision = "fp32"
+  )
+  p <- autoplot(fit)
+  built <- ggplot2::ggplot_build(p)
+  breaks <- built$layout$panel_params[[1]]$x$breaks
+  expect_equal(breaks[!is.na(breaks)], 1:3)
+  expect_equal(p$labels$colour, "Split")
+  expect_equal(levels(p$data$split), c("Training", "Validation"))
+  # the facet strips sit outside the y axes, as their titles
+  expect_equal(p$facet$params$strip.position, "left")
+  expect_equal(levels(p$data$metric), c("Loss", "Accuracy"))
+})

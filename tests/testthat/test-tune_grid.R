@@ -43,3 +43,43 @@ test_that("bad grids are classed errors", {
                class = "tidyvision_error_bad_argument")
   expect_error(tune_grid(imgs, grid = 3), class = "tidyvision_error_bad_argument")
 })
+
+test_that("tune_grid() finishes with the progress bar on", {
+  skip_if_no_engine()
+  withr::local_options(cli.progress_show_after = 0, cli.dynamic = FALSE)
+  out <- capture.output(type = "message",
+    res <- tune_grid(separable_images(), grid = list(learning_rate = c(0.01, 0.001)), epochs = 1,
+                     image_size = 64, train_layers = "head", verbose = TRUE)
+  )
+  expect_equal(nrow(res), 2)
+  expect_true(all(is.na(res$.notes)))
+  expect_match(out, "Grid search", all = FALSE)
+  expect_match(out, "100%", all = FALSE)
+})
+
+test_that("class_weights can be a grid column", {
+  skip_if_no_engine()
+  res <- tune_grid(separable_images(), grid = list(class_weights = c("none", "balanced")),
+                   epochs = 1, image_size = 64, train_layers = "head")
+  expect_equal(res$class_weights, c("none", "balanced"))
+  expect_true(all(is.na(res$.notes)))
+})
+
+test_that("autoplot() of a grid has an x title and numeric scales for numeric columns", {
+  res <- structure(tibble::tibble(
+    learning_rate = c(0.1, 0.01, 0.0001, 0.1), batch_size = c(4, 4, 16, 16),
+    accuracy = c(0.7, 0.9, 0.8, 0.6), precision = 0.5, recall = 0.5, f1 = c(0.6, 0.8, 0.7, 0.5),
+    loss = 0.3, best_epoch = 1L, seconds = 1, history = list(NULL), .notes = NA_character_
+  ), class = c("tv_grid", "tbl_df", "tbl", "data.frame"))
+  p <- autoplot(res)
+  expect_equal(p$labels$x, "Hyperparameter value")
+  expect_equal(p$labels$colour, "Metric")
+  expect_true(is.numeric(p$data$value))
+  # learning rates a decade apart: a log scale, ticked at the values tried
+  expect_equal(p$scales$get_scales("x")$trans$name, "log-10")
+  built <- ggplot2::ggplot_build(p)
+  ticks <- lapply(built$layout$panel_params, function(pp) pp$x$get_labels())
+  expect_setequal(unlist(ticks), c("4", "16", "0.0001", "0.01", "0.1"))
+  res$batch_size <- c("a", "b", "a", "b")
+  expect_false(is.numeric(autoplot(res)$data$value))
+})

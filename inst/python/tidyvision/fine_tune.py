@@ -41,6 +41,7 @@ class FitConfig:
     seed: int = 1
     device: str = "auto"
     precision: str = "auto"
+    class_weights: str = "none"
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "step_size", "image_size", "seed"):
@@ -48,6 +49,18 @@ class FitConfig:
         transforms.check_mode(self.resize)
         check(self.train_layers in ("all", "head"), "bad_argument",
               f"`train_layers` must be \"all\" or \"head\", not {self.train_layers!r}.")
+        check(self.class_weights in ("none", "balanced"), "bad_argument",
+              f"`class_weights` must be \"none\" or \"balanced\", not {self.class_weights!r}.")
+
+
+def balanced_weights(y, n_classes):
+    """sklearn's "balanced" class weights n / (k * n_c), from the training labels.
+
+    A class with no readable training image counts as one, so its weight stays finite.
+    """
+    import torch
+    counts = torch.bincount(y, minlength=n_classes).clamp(min=1).float()
+    return len(y) / (n_classes * counts)
 
 
 def fingerprint(digests, labels):
@@ -71,11 +84,36 @@ def epoch_metrics(y, pred, n_classes):
             "precision": pick(precision), "recall": pick(recall), "f1": pick(f1)}
 
 
+class Ticker:
+    """Progress of one phase for R's ``progress(done, total, label)``.
+
+    Each call to R costs a round trip and a redraw, so ticks go out at most
+    every ``every`` seconds; the last one (done == total) always goes out, so
+    a bar ends at 100%. ``label=None`` lets R name the bar.
+    """
+
+    def __init__(self, progress, total, label=None, every=0.25):
+        self.progress, self.total, self.label, self.every = progress, int(total), label, every
+        self.done, self.sent, self.last = 0, 0, 0.0
+
+    def __call__(self, n=1):
+        self.set(self.done + n)
+
+    def set(self, done, force=False):
+        self.done = done
+        if self.progress is None or done <= self.sent:
+            return
+        now = time.perf_counter()
+        if force or done >= self.total or now - self.last > self.every:
+            self.sent, self.last = done, now
+            self.progress(done, self.total, self.label)
+
+
 class Loaded:
     """Decoded images of one split: uint8 tensors and the rows that failed."""
 
-    def __init__(self, paths, fn, min_side, hash_files=False):
-        tensors, problems = transforms.decode_many(paths, fn, min_side)
+    def __init__(self, paths, fn, min_side, hash_files=False, tick=None):
+        tensors, problems = transforms.decode_many(paths, fn, min_side, tick=tick)
         self.ok = [i for i, t in enumerate(tensors) if t is not None]
         self.tensors = [tensors[i] for i in self.ok]
         self.skipped = [(paths[i], p) for i, p in enumerate(problems) if p is not None]
@@ -108,22 +146,23 @@ def _files_key(paths):
     return tuple((p, os.path.getsize(p), os.path.getmtime(p)) if os.path.exists(p) else (p,) for p in paths)
 
 
-def _decode(train_paths, val_paths, cfg):
+def _decode(train_paths, val_paths, cfg, progress=None):
     random_crops = cfg.train_layers == "all" and cfg.augment
     key = (_files_key(train_paths), _files_key(val_paths), cfg.resize, cfg.image_size, random_crops)
-    return _DECODED.get(key, lambda: _decode_now(train_paths, val_paths, cfg))
+    return _DECODED.get(key, lambda: _decode_now(train_paths, val_paths, cfg, progress))
 
 
-def _decode_now(train_paths, val_paths, cfg):
+def _decode_now(train_paths, val_paths, cfg, progress=None):
+    tick = Ticker(progress, len(train_paths) + len(val_paths), "Decoding images")
     size = cfg.image_size
     fixed, min_side = eval_loader(cfg.resize, size), transforms.decode_min_side(cfg.resize, size)
     if cfg.train_layers == "all" and cfg.augment:
         side = transforms.train_side(size, len(train_paths))
         train = Loaded(train_paths, lambda im: transforms.to_tensor_u8(transforms.train_base(im, side)), side,
-                       hash_files=True)
+                       hash_files=True, tick=tick)
     else:
-        train = Loaded(train_paths, fixed, min_side, hash_files=True)
-    return train, Loaded(val_paths, fixed, min_side)
+        train = Loaded(train_paths, fixed, min_side, hash_files=True, tick=tick)
+    return train, Loaded(val_paths, fixed, min_side, tick=tick)
 
 
 def _labels(labels, loaded):
@@ -148,6 +187,7 @@ class Trainer:
             # for 4 images) on an AVX-512 BF16 CPU without AMX. Inference and
             # feature extraction stay in bf16, 2-3x faster there.
             self.train_precision = "fp32"
+        self.class_weight = None  # per-class loss weights, set by fit() for class_weights = "balanced"
         config.seed_everything(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
 
@@ -159,7 +199,7 @@ class Trainer:
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
         history, best, best_state = [], None, None
         n_batches = (len(train_y) + cfg.batch_size - 1) // cfg.batch_size
-        total, last_tick = cfg.epochs * n_batches, 0.0
+        tick = Ticker(self.progress, cfg.epochs * n_batches)
         for epoch in range(1, cfg.epochs + 1):
             t0, lr = time.perf_counter(), opt.param_groups[0]["lr"]
             model.train()
@@ -170,16 +210,14 @@ class Trainer:
                 x, y = prepare(train_x, idx, True), train_y[idx]
                 with config.autocast(self.device, self.train_precision):
                     logits = model(x)
-                loss = F.cross_entropy(logits.float(), y.to(self.device))
+                loss = F.cross_entropy(logits.float(), y.to(self.device), weight=self.class_weight)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 losses.append(loss.item() * len(idx))
                 preds.append(logits.argmax(1).cpu())
                 ys.append(y)
-                if self.progress is not None and time.perf_counter() - last_tick > 0.25:
-                    last_tick = time.perf_counter()
-                    self.progress((epoch - 1) * n_batches + b + 1, total)
+                tick.set((epoch - 1) * n_batches + b + 1)
             sched.step()
             y_all = torch.cat(ys).numpy()
             history.append(dict(epoch=epoch, split="train", loss=sum(losses) / len(y_all), learning_rate=lr,
@@ -193,8 +231,7 @@ class Trainer:
             if best is None or key > best[0]:
                 best = (key, epoch)
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if self.progress is not None:
-                self.progress(epoch * n_batches, total)
+            tick.set(epoch * n_batches, force=True)  # one tick per epoch at least
         model.load_state_dict(best_state)
         return history, best[1]
 
@@ -213,7 +250,7 @@ class Trainer:
         return dict(loss=loss / max(1, len(ys)), **epoch_metrics(ys.numpy(), pred, self.n_classes))
 
 
-def _features(body, tensors, trainer, batch_size=64):
+def _features(body, tensors, trainer, tick, batch_size=64):
     """Run the frozen body once over every image: the head-only shortcut."""
     import torch
     body.eval()
@@ -222,6 +259,7 @@ def _features(body, tensors, trainer, batch_size=64):
         for i in range(0, len(tensors), batch_size):
             x = transforms.normalize(torch.stack(tensors[i:i + batch_size]), trainer.device)
             out.append(body(x).float().cpu())
+            tick(len(x))
     return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -237,19 +275,22 @@ def fit(train_paths, train_labels, val_paths, val_labels, n_classes, weights_pat
     n_classes = int(n_classes)
     check(len(val_paths) > 0, "no_validation", "There are no validation images to choose the best epoch on.")
     t0 = time.perf_counter()
-    train, val = _decode(list(train_paths), list(val_paths), cfg)
+    train, val = _decode(list(train_paths), list(val_paths), cfg, progress)
     decode_seconds = time.perf_counter() - t0
     check(len(train.ok) > 0 and len(val.ok) > 0, "no_images", "None of the training or validation images can be read.")
     trainer = Trainer(cfg, n_classes, progress)
     model = build_classifier(cfg.backbone, n_classes, pretrained=True, weights=cfg.weights)
     model.to(device=trainer.device, memory_format=torch.channels_last)
     train_y, val_y = _labels(train_labels, train), _labels(val_labels, val)
+    if cfg.class_weights == "balanced":
+        trainer.class_weight = balanced_weights(train_y, n_classes).to(trainer.device)
     if cfg.train_layers == "head":
         for p in model.body.parameters():
             p.requires_grad_(False)
         key = (_DECODED.key, cfg.backbone, cfg.weights, trainer.device, trainer.precision)
+        tick = Ticker(progress, len(train.tensors) + len(val.tensors), "Extracting features")
         feats_train, feats_val = _FEATURES.get(key, lambda: (
-            _features(model.body, train.tensors, trainer), _features(model.body, val.tensors, trainer)))
+            _features(model.body, train.tensors, trainer, tick), _features(model.body, val.tensors, trainer, tick)))
         head = model.head
         history, best_epoch = trainer.run(head, head.parameters(), feats_train, train_y, feats_val, val_y,
                                           lambda xs, idx, _: xs[idx].to(trainer.device))
@@ -274,6 +315,7 @@ def fit(train_paths, train_labels, val_paths, val_labels, n_classes, weights_pat
         "skipped_problem": [q for _, q in train.skipped + val.skipped],
         "fingerprint": fingerprint(train.digests, [train_labels[i] for i in train.ok]),
         "n_train": len(train.ok), "n_val": len(val.ok),
+        "val_counts": np.bincount(val_y.numpy(), minlength=n_classes).tolist(),
         "device": trainer.device, "precision": trainer.precision, "train_precision": trainer.train_precision,
         "decode_seconds": decode_seconds, "seconds": time.perf_counter() - t0,
         "config": asdict(cfg),

@@ -93,10 +93,12 @@ def to_tensor_u8(im):
     return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
 
 
-def decode_many(paths, fn, min_side, workers=None):
+def decode_many(paths, fn, min_side, workers=None, tick=None):
     """Decode each path once and apply ``fn`` (PIL -> anything) in threads.
 
     Returns (results, problems): a result of None has its problem set.
+    ``tick(n)`` is called with each finished image, from this thread: R's
+    progress callback must never run on a worker thread.
     """
     def one(path):
         im, problem = images.try_load_rgb(path, min_side)
@@ -106,8 +108,22 @@ def decode_many(paths, fn, min_side, workers=None):
             return fn(im), None
         except Exception as e:
             return None, f"{type(e).__name__}: {e}"
-    pairs = images.parallel_map(one, paths, workers)
+    if tick is None:
+        pairs = images.parallel_map(one, paths, workers)
+    else:
+        pairs = _map_ticking(one, paths, workers or images.default_workers(), tick)
     return [r for r, _ in pairs], [p for _, p in pairs]
+
+
+def _map_ticking(fn, items, workers, tick):
+    """parallel_map() whose results, arriving in order here, each call ``tick(1)``."""
+    from concurrent.futures import ThreadPoolExecutor
+    out = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for result in pool.map(fn, items):
+            out.append(result)
+            tick(1)
+    return out
 
 
 def random_resized_crop(img, size, generator):
