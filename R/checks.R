@@ -47,3 +47,21 @@ check_times <- function(x, call) {
   check_scalar(x, function(v) v >= 0 && v == round(v),
                "a whole number of resamples (0 for no intervals)", "times", call)
 }
+
+# Like rlang::check_dots_empty(), but classed and listing the valid
+# arguments: a misspelt argument must not be a bare "unused argument" error.
+check_dots_known <- function(dots, valid, fn, call = caller_env()) {
+  if (length(dots) == 0) return(invisible())
+  nms <- rlang::names2(dots)
+  shown <- ifelse(nzchar(nms), nms, vapply(dots, rlang::as_label, ""))
+  tv_abort(c("{.fn {fn}} has no argument{?s} {.arg {shown}}.",
+             i = "Its arguments are {.arg {valid}}."), class = "bad_argument", call = call)
+}
+
+check_count <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  check_scalar(x, function(v) v >= 1 && v == round(v), "a whole number >= 1", arg, call)
+}
+
+check_number <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  check_scalar(x, function(v) v >= 0, "a number >= 0", arg, call)
+}

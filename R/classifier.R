@@ -23,7 +23,7 @@
 #' predict(fit, imgs[1:5, ], type = "prob")
 predict.tv_classifier <- function(object, new_data, type = c("class", "prob"),
                                   batch_size = 64, verbose = interactive(), ...) {
-  type <- rlang::arg_match(type)
+  type <- check_choice(type)
   probs <- predict_probs(object, image_paths(new_data), batch_size, verbose)
   if (type == "prob") return(probs)
   pred_class(probs, object$classes)

@@ -79,9 +79,9 @@ fine_tune <- function(images, label = label, backbone = "efficientnet_lite0",
                       verbose = interactive(), ...) {
   check_dots_known(rlang::enquos(...), fine_tune_args(), "fine_tune")
   check_images(images)
-  train_layers <- rlang::arg_match(train_layers)
-  resize <- rlang::arg_match(resize)
-  class_weights <- rlang::arg_match(class_weights)
+  train_layers <- check_choice(train_layers)
+  resize <- check_choice(resize)
+  class_weights <- check_choice(class_weights)
   check_count(epochs); check_count(batch_size); check_count(step_size); check_count(image_size)
   check_number(learning_rate); check_number(momentum); check_number(gamma)
   check_flag(augment)
@@ -209,16 +209,6 @@ check_images <- function(images, call = caller_env()) {
 # The arguments a user may name in fine_tune() (and in tune_grid()'s grid).
 fine_tune_args <- function() setdiff(names(formals(fine_tune)), "...")
 
-# Like rlang::check_dots_empty(), but classed and listing the valid
-# arguments: a misspelt argument must not be a bare "unused argument" error.
-check_dots_known <- function(dots, valid, fn, call = caller_env()) {
-  if (length(dots) == 0) return(invisible())
-  nms <- rlang::names2(dots)
-  shown <- ifelse(nzchar(nms), nms, vapply(dots, rlang::as_label, ""))
-  tv_abort(c("{.fn {fn}} has no argument{?s} {.arg {shown}}.",
-             i = "Its arguments are {.arg {valid}}."), class = "bad_argument", call = call)
-}
-
 label_name <- function(data, label, call = caller_env()) {
   name <- tryCatch(
     names(tidyselect::eval_select(label, data, allow_rename = FALSE)),
@@ -255,14 +245,6 @@ warn_skipped <- function(paths, problems) {
   if (length(paths) == 0) return(invisible())
   tv_warn(c("{length(paths)} image{?s} can't be read and {?was/were} skipped:",
             bullets_of(paste0(paths, ": ", problems))), class = "unreadable")
-}
-
-check_count <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
-  check_scalar(x, function(v) v >= 1 && v == round(v), "a whole number >= 1", arg, call)
-}
-
-check_number <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
-  check_scalar(x, function(v) v >= 0, "a number >= 0", arg, call)
 }
 
 #' Training history of a classifier

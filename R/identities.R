@@ -43,7 +43,7 @@
 #' fit
 #' predict(fit, faces)
 fit_identities <- function(x, identity, threshold = 0.6, method = c("nearest", "centroid")) {
-  method <- rlang::arg_match(method)
+  method <- check_choice(method)
   check_threshold(threshold)
   embedding <- embedding_matrix(x)
   ids <- identity_values(x, rlang::enquo(identity), nrow(embedding))

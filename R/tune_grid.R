@@ -128,7 +128,7 @@ select_best <- function(x, ...) UseMethod("select_best")
 #' @rdname select_best
 #' @export
 select_best.tv_grid <- function(x, metric = c("accuracy", "f1", "precision", "recall", "loss"), ...) {
-  metric <- rlang::arg_match(metric)
+  metric <- check_choice(metric)
   score <- if (metric == "loss") -x[[metric]] else x[[metric]]
   if (all(is.na(score))) {
     tv_abort("No combination has a {metric}: every one failed (see {.field .notes}).", class = "grid_failed")

@@ -84,6 +84,8 @@ def test_epoch_metrics_by_hand():
     assert m["recall"] == pytest.approx(2 / 3)
     m3 = fine_tune.epoch_metrics(np.array([0, 1, 2]), np.array([0, 1, 1]), 3)
     assert m3["recall"] == pytest.approx((1 + 1 + 0) / 3)
+    # Class 2 is never predicted: its precision counts as 0 in the macro mean.
+    assert m3["precision"] == pytest.approx((1 + 0.5 + 0) / 3)
 
 
 def test_head_fit_learns_and_predict_keeps_rows(separable, tmp_path):

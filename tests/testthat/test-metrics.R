@@ -249,3 +249,26 @@ test_that("one-metric functions give image_metrics()'s numbers, by group too", {
   expect_equal(grouped$.estimate, c(1, 2 / 3))
   expect_error(image_f1(d, truth, nope), class = "tidyvision_error_missing_column")
 })
+
+test_that("the engine's epoch metrics (history) agree with image_metrics()", {
+  skip_if_no_engine()
+  set.seed(4)
+  for (k in c(2, 3, 5)) {
+    for (rep in 1:5) {
+      n <- sample(5:40, 1)
+      # Few rows over many classes, so some classes are never true or never predicted.
+      y <- sample.int(k, n, replace = TRUE) - 1L
+      pred <- ifelse(runif(n) < 0.6, y, sample.int(k, n, replace = TRUE) - 1L)
+      py <- tidyvision:::engine_call("fine_tune.epoch_metrics", as.list(y),
+                                     as.list(as.integer(pred)), as.integer(k))
+      lv <- as.character(seq_len(k) - 1L)
+      r <- suppressWarnings(image_metrics_vec(factor(y, levels = lv), factor(pred, levels = lv), times = 0))
+      r <- r[r$.estimator != "per_class", ]
+      for (m in c("accuracy", "precision", "recall", "f1")) {
+        expected <- r$.estimate[r$.metric == m]
+        got <- if (is.null(py[[m]]) || is.nan(py[[m]])) NA_real_ else py[[m]]
+        expect_equal(got, expected, info = paste(k, "classes,", m))
+      }
+    }
+  }
+})

@@ -71,15 +71,25 @@ def fingerprint(digests, labels):
 
 def epoch_metrics(y, pred, n_classes):
     """Accuracy, and precision/recall/F1: of the first class for two classes
-    (yardstick's event level), macro-averaged otherwise."""
+    (yardstick's event level); otherwise macro averages over the same classes
+    for every metric (those in ``y`` or ``pred``), an undefined value counting
+    as 0, exactly as R's image_metrics() (a test holds the two together)."""
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(cm, (y, pred), 1)
     tp = np.diag(cm).astype(float)
+    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        precision = tp / cm.sum(axis=0)
-        recall = tp / cm.sum(axis=1)
-        f1 = 2 * precision * recall / (precision + recall)
-    pick = (lambda v: float(v[0])) if n_classes == 2 else (lambda v: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan"))
+        precision = tp / predicted
+        recall = tp / actual
+        f1 = 2 * tp / (predicted + actual)
+    f1[np.isnan(precision) | np.isnan(recall)] = np.nan
+    present = (predicted + actual) > 0
+
+    def pick(v):
+        if n_classes == 2:
+            return float(v[0])
+        return float(np.nan_to_num(v, nan=0.0)[present].mean()) if present.any() else float("nan")
+
     return {"accuracy": float(tp.sum() / max(1, cm.sum())),
             "precision": pick(precision), "recall": pick(recall), "f1": pick(f1)}
 
