@@ -3,7 +3,8 @@
 #' The Python interpreter the engine runs in, its version and the libpython
 #' that R loaded for it, package versions, the device (cpu, cuda or mps),
 #' whether bf16 autocast runs fast on this CPU (AMX or AVX-512 BF16), the
-#' number of threads, and which backbones have pretrained weights on disk so
+#' number of threads, how much the engine's cache holds ([tv_cache()]), and
+#' which backbones have pretrained weights on disk so
 #' they work offline.
 #'
 #' @return A `tv_config` list; printing it shows a summary.
@@ -28,6 +29,8 @@ format.tv_config <- function(x, ...) {
     paste0("Threads:   ", x$threads, " of ", x$cores, " cores"),
     paste0("Backbones with weights on disk: ",
            if (length(x$backbones_offline)) paste(x$backbones_offline, collapse = ", ") else "none"),
+    paste0("Cache:     ", format_bytes(x$cache_bytes), " of ", format_bytes(x$cache_budget),
+           " (see tv_cache(); tv_cache_clear() frees it)"),
     paste0("Versions:  ", paste(names(versions), versions, sep = " ", collapse = ", "))
   )
 }
@@ -36,3 +39,5 @@ format.tv_config <- function(x, ...) {
 print.tv_config <- function(x, ...) {
   print_titled(x, "tidyvision configuration")
 }
+
+format_bytes <- function(x) format(structure(x, class = "object_size"), units = "auto", standard = "IEC")

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tidyvision import backbones, classifier, config, fine_tune, images, testing, transforms
+from tidyvision import backbones, cache, classifier, config, fine_tune, images, testing, transforms
 from tidyvision.errors import TidyvisionError
 
 
@@ -149,8 +149,7 @@ def _phases(calls):
 
 def test_decoding_features_and_training_report_progress(separable, tmp_path):
     train, ytr, val, yva = separable
-    fine_tune._DECODED.__init__()  # the memo would skip decoding images seen before
-    fine_tune._FEATURES.__init__()
+    cache.clear()  # the cache would skip decoding images seen before
     calls = []
     fine_tune.fit(train, ytr, val, yva, 2, str(tmp_path / "w.safetensors"), epochs=2, image_size=32,
                   batch_size=4, train_layers="head", progress=lambda *a: calls.append(a))

@@ -13,5 +13,6 @@ test_that("tv_config() describes the engine", {
     cfg$python, c("-c", "import platform; print(platform.python_version())"))$output))
   expect_true(file.exists(cfg$libpython))
   expect_output(print(cfg), "libpython: ", fixed = TRUE)
+  expect_output(print(cfg), "Cache: .* of 3 GiB")
   expect_true(reticulate::py_module_available("ssl"))
 })

@@ -11,10 +11,10 @@ import numpy as np
 
 from . import config, images, transforms
 from .backbones import build_backbone, split_head
+from .cache import CACHE
 from .errors import check
 
 log = logging.getLogger(__name__)
-_MODELS = {}
 
 
 def _module():
@@ -58,13 +58,12 @@ def load_model(weights_path, backbone, n_classes, device="cpu"):
     check(str(weights_path).endswith(".safetensors"), "weights_unsafe",
           f"{weights_path} is not a .safetensors file; tidyvision never unpickles weights.")
     key = (str(weights_path), os.path.getmtime(weights_path), device)
-    if key not in _MODELS:
+
+    def load():
         model = build_classifier(backbone, int(n_classes), pretrained=False)
         model.load_state_dict(load_file(str(weights_path)))
-        model.eval().to(device=device, memory_format=torch.channels_last)
-        _MODELS.clear()  # keep one model: a laptop's memory is the limit
-        _MODELS[key] = model
-    return _MODELS[key]
+        return model.eval().to(device=device, memory_format=torch.channels_last)
+    return CACHE.get("classifier", key, load)
 
 
 def eval_loader(mode, size):

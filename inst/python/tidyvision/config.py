@@ -105,6 +105,7 @@ def describe():
     """Everything tv_config() prints, as plain values."""
     import torch
     from .backbones import offline_backbones
+    from .cache import CACHE
     device = resolve_device("auto")
     return {
         "python": sys.executable,
@@ -117,4 +118,6 @@ def describe():
         "threads": torch.get_num_threads(),
         "cores": os.cpu_count(),
         "backbones_offline": offline_backbones(),
+        "cache_bytes": float(sum(CACHE.describe()["bytes"])),
+        "cache_budget": float(CACHE.budget),
     }

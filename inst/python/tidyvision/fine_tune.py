@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import config, images, transforms
+from .cache import CACHE
 from .classifier import build_classifier, eval_loader, save_weights
 from .errors import check
 
@@ -132,23 +133,9 @@ class Loaded:
         self.digests = (images.parallel_map(images.file_sha256, [paths[i] for i in self.ok])
                         if hash_files else None)
 
-
-class _Memo:
-    """One remembered result, so a grid (or a refit) on the same images decodes
-    them and runs the frozen body once. Keys include each file's size and
-    modification time, so edited files are read again."""
-
-    def __init__(self):
-        self.key, self.value = None, None
-
-    def get(self, key, compute):
-        if key != self.key:
-            self.key, self.value = None, None  # free the old value before computing
-            self.value, self.key = compute(), key
-        return self.value
-
-
-_DECODED, _FEATURES = _Memo(), _Memo()
+    @property
+    def cache_nbytes(self):
+        return sum(t.element_size() * t.nelement() for t in self.tensors)
 
 
 def _files_key(paths):
@@ -157,9 +144,13 @@ def _files_key(paths):
 
 
 def _decode(train_paths, val_paths, cfg, progress=None):
+    """The decoded images and their cache key. Kept in the engine's cache, so a
+    grid (or a refit) on the same images decodes them and runs the frozen body
+    once; the key holds each file's size and modification time, so edited
+    files are read again."""
     random_crops = cfg.train_layers == "all" and cfg.augment
     key = (_files_key(train_paths), _files_key(val_paths), cfg.resize, cfg.image_size, random_crops)
-    return _DECODED.get(key, lambda: _decode_now(train_paths, val_paths, cfg, progress))
+    return key, CACHE.get("decoded", key, lambda: _decode_now(train_paths, val_paths, cfg, progress))
 
 
 def _decode_now(train_paths, val_paths, cfg, progress=None):
@@ -285,7 +276,7 @@ def fit(train_paths, train_labels, val_paths, val_labels, n_classes, weights_pat
     n_classes = int(n_classes)
     check(len(val_paths) > 0, "no_validation", "There are no validation images to choose the best epoch on.")
     t0 = time.perf_counter()
-    train, val = _decode(list(train_paths), list(val_paths), cfg, progress)
+    decoded_key, (train, val) = _decode(list(train_paths), list(val_paths), cfg, progress)
     decode_seconds = time.perf_counter() - t0
     check(len(train.ok) > 0 and len(val.ok) > 0, "no_images", "None of the training or validation images can be read.")
     trainer = Trainer(cfg, n_classes, progress)
@@ -297,9 +288,9 @@ def fit(train_paths, train_labels, val_paths, val_labels, n_classes, weights_pat
     if cfg.train_layers == "head":
         for p in model.body.parameters():
             p.requires_grad_(False)
-        key = (_DECODED.key, cfg.backbone, cfg.weights, trainer.device, trainer.precision)
+        key = (decoded_key, cfg.backbone, cfg.weights, trainer.device, trainer.precision)
         tick = Ticker(progress, len(train.tensors) + len(val.tensors), "Extracting features")
-        feats_train, feats_val = _FEATURES.get(key, lambda: (
+        feats_train, feats_val = CACHE.get("features", key, lambda: (
             _features(model.body, train.tensors, trainer, tick), _features(model.body, val.tensors, trainer, tick)))
         head = model.head
         history, best_epoch = trainer.run(head, head.parameters(), feats_train, train_y, feats_val, val_y,

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import classifier, config, images, transforms
 from .backbones import LITE0, build_backbone
+from .cache import CACHE
 from .errors import TidyvisionError, check
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ LABELS_SOURCE = "Amazon Rekognition DetectLabels"
 CELEBS_SOURCE = "Amazon Rekognition RecognizeCelebrities"
 # Fields that name the image of a response record, in the order they are tried.
 NAME_FIELDS = ("path", "image", "Image", "image_id", "file", "filename", "name")
-_LITE0 = {}
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,12 +41,9 @@ def imagenet_classes():
 
 
 def _lite0(device):
-    if device not in _LITE0:
-        import torch
-        model = build_backbone(LITE0).eval().to(device=device, memory_format=torch.channels_last)
-        _LITE0.clear()
-        _LITE0[device] = model
-    return _LITE0[device]
+    import torch
+    return CACHE.get("tagger", device, lambda: build_backbone(LITE0).eval().to(
+        device=device, memory_format=torch.channels_last))
 
 
 def imagenet(paths, top_k=5, batch_size=32, device="auto", precision="auto", progress=None):
