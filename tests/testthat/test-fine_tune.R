@@ -49,12 +49,34 @@ test_that("same seed, same data: identical history and predictions", {
   expect_false(identical(drop_time(history(a)), drop_time(history(c))))
 })
 
-test_that("head-only training works and is fast", {
+test_that("head-only training trains the head and leaves the body as pretrained", {
   skip_if_no_engine()
   fit <- fine_tune(separable_images(), epochs = 5, learning_rate = 0.01, image_size = 64,
                    train_layers = "head")
   expect_gt(max(history(fit)$accuracy[history(fit)$split == "val"]), 0.75)
   expect_equal(fit$settings$train_layers, "head")
+  expect_equal(fixtures()$body_change(fit$weights, fit$backbone, 2L), 0)
+  # All layers: the body moves.
+  expect_gt(fixtures()$body_change(small_fit()$weights, small_fit()$backbone, 2L), 1e-4)
+})
+
+test_that("the kept weights are the best val epoch's, not the last one's", {
+  skip_if_no_engine()
+  imgs <- separable_images()
+  # A learning rate that grows tenfold each epoch: the first epoch is good,
+  # the later ones diverge, so keeping the last would be visibly worse.
+  fit <- fine_tune(imgs, epochs = 4, learning_rate = 0.01, step_size = 1, gamma = 10,
+                   image_size = 64, batch_size = 8, seed = 3)
+  h <- history(fit)
+  val_h <- h[h$split == "val", ]
+  best <- val_h[val_h$epoch == fit$best_epoch, ]
+  expect_equal(best$accuracy, max(val_h$accuracy))
+  expect_lt(val_h$accuracy[val_h$epoch == 4], best$accuracy)
+  val <- imgs[imgs$split == "val", ]
+  p <- augment(fit, val)
+  expect_equal(mean(p$.pred_class == p$label), best$accuracy)
+  truth_prob <- ifelse(p$label == "blue", p$.pred_blue, p$.pred_red)
+  expect_equal(mean(-log(truth_prob)), best$loss, tolerance = 1e-3)
 })
 
 test_that("without a split, fine_tune() splits 80/20 by label", {

@@ -259,3 +259,15 @@ def pixels(path):
     """The decoded RGB pixels of ``path`` (h, w, 3, uint8), upright."""
     from .images import load_rgb
     return np.asarray(load_rgb(path))
+
+
+def body_change(weights_path, backbone, n_classes):
+    """The largest absolute difference between the body weights in a saved
+    classifier and the backbone's pretrained ones (0 after head-only training)."""
+    from safetensors.torch import load_file
+    from .classifier import build_classifier
+    saved = load_file(str(weights_path))
+    pretrained = build_classifier(backbone, int(n_classes), pretrained=True).state_dict()
+    body = [k for k in pretrained if k.startswith("body.")]
+    assert body and all(k in saved for k in body)
+    return max(float((saved[k].float() - pretrained[k].float()).abs().max()) for k in body)
