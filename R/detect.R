@@ -189,14 +189,21 @@ check_detections <- function(x, arg = rlang::caller_arg(x), call = caller_env())
 #'
 #' Each image with its boxes, coloured by class and labelled with the class
 #' and confidence: the quickest check that a detector finds what you think
-#' it finds.
+#' it finds. A class has the same colour in every figure; labels of crowded
+#' boxes are pushed apart (with a line to their box); the legend only
+#' appears when there are several classes. Panels take the images' common
+#' shape, so `ggsave(width = 7, height = 5)` of 6 photos leaves little blank
+#' space.
 #'
 #' @param detections A tibble from [detect_objects()].
 #' @param path Paths of the images to draw (they must be in `detections`);
 #'   by default the first `n` images of `detections`.
 #' @param n How many images to draw when `path` is `NULL`.
-#' @param size Size in pixels (longer side) the images are drawn at.
+#' @param size Size in pixels (longer side) the images are read at: 768 is
+#'   sharp for 3 panels across a 7-inch figure at 300 dpi.
 #' @param ncol Images per row; by default up to 3.
+#' @param caption A caption under the figure (wrapped to fit), e.g. the
+#'   model and confidence threshold.
 #' @return A ggplot, one panel per image.
 #' @export
 #' @examplesIf tv_available()
@@ -209,8 +216,8 @@ check_detections <- function(x, arg = rlang::caller_arg(x), call = caller_env())
 #'   xmax = 0.75 * dog$width, ymax = 0.95 * dog$height,
 #'   image_width = dog$width, image_height = dog$height
 #' )
-#' plot_detections(found)
-plot_detections <- function(detections, path = NULL, n = 6, size = 512, ncol = NULL) {
+#' plot_detections(found, caption = "A box drawn by hand.")
+plot_detections <- function(detections, path = NULL, n = 6, size = 768, ncol = NULL, caption = NULL) {
   check_detections(detections)
   check_count(n)
   check_count(size)
@@ -229,70 +236,14 @@ plot_detections <- function(detections, path = NULL, n = 6, size = 512, ncol = N
   if (length(paths) == 0) {
     tv_abort("{.arg detections} has no images to draw.", class = "no_images")
   }
-  ncol <- ncol %||% min(length(paths), 3)
-  thumbs <- read_thumbnails(paths, as.integer(size))
-  panels <- factor(panel_titles(paths), levels = panel_titles(paths))
-  boxes <- detection_boxes(detections, paths, thumbs, panels)
-  detection_plot(boxes, thumbs, panels, ncol)
+  boxes <- detections[detections$path %in% paths & !is.na(detections$class), , drop = FALSE]
+  boxes$label <- sprintf("%s %.2f", boxes$class, boxes$confidence)
+  draw_boxes(paths, boxes, image_sizes(detections, paths), panel_titles(paths), size, ncol, caption)
 }
 
-panel_titles <- function(paths) {
-  titles <- truncate_name(basename(paths), 30)
-  if (anyDuplicated(titles)) titles <- paste0(seq_along(paths), ". ", titles)
-  titles
-}
-
-# Boxes in each panel's unit square: the image fits [0, 1] on its longer
-# side, top-aligned, y pointing up.
-detection_boxes <- function(detections, paths, thumbs, panels) {
-  d <- detections[detections$path %in% paths & !is.na(detections$class), , drop = FALSE]
-  i <- match(d$path, paths)
-  dims <- image_dims(detections, paths, thumbs)
-  s <- 1 / pmax(dims$width, dims$height)[i]
-  tibble::tibble(
-    .panel = panels[i], class = d$class,
-    label = sprintf("%s %.2f", d$class, d$confidence),
-    xmin = d$xmin * s, xmax = d$xmax * s, ymin = 1 - d$ymax * s, ymax = 1 - d$ymin * s
-  )
-}
-
-# Displayed size of each image: from the detections, else its thumbnail.
-image_dims <- function(detections, paths, thumbs) {
-  first <- match(paths, detections$path)
-  width <- if ("image_width" %in% names(detections)) detections$image_width[first] else rep(NA, length(paths))
-  height <- if ("image_height" %in% names(detections)) detections$image_height[first] else rep(NA, length(paths))
-  tw <- vapply(thumbs, function(t) if (is.null(t)) 1 else ncol(t), numeric(1))
-  th <- vapply(thumbs, function(t) if (is.null(t)) 1 else nrow(t), numeric(1))
-  list(width = ifelse(is.na(width), tw, width), height = ifelse(is.na(height), th, height))
-}
-
-detection_plot <- function(boxes, thumbs, panels, ncol) {
-  frame <- tibble::tibble(.panel = rep(panels, each = 2), x = rep(c(0, 1), length(panels)),
-                          y = rep(c(0, 1), length(panels)))
-  p <- ggplot2::ggplot(frame, ggplot2::aes(.data$x, .data$y)) + ggplot2::geom_blank()
-  for (i in seq_along(thumbs)) {
-    t <- thumbs[[i]]
-    if (is.null(t)) {
-      p <- p + ggplot2::geom_text(data = tibble::tibble(.panel = panels[i], x = 0.5, y = 0.5),
-                                  label = "can't read", colour = "grey30")
-      next
-    }
-    s <- 1 / max(nrow(t), ncol(t))
-    p <- p + panel_raster(t, panels[i], 0, ncol(t) * s, 1 - nrow(t) * s, 1)
-  }
-  if (nrow(boxes) > 0) {
-    p <- p +
-      ggplot2::geom_rect(data = boxes, ggplot2::aes(xmin = .data$xmin, xmax = .data$xmax, ymin = .data$ymin,
-                                                    ymax = .data$ymax, colour = .data$class),
-                         fill = NA, linewidth = 0.8, inherit.aes = FALSE) +
-      ggplot2::geom_label(data = boxes, ggplot2::aes(x = .data$xmin, y = .data$ymax, label = .data$label,
-                                                     fill = .data$class),
-                          colour = "white", size = 2.6, hjust = 0, vjust = 0, label.size = 0,
-                          label.padding = ggplot2::unit(1.5, "pt"), inherit.aes = FALSE, show.legend = FALSE)
-  }
-  p + ggplot2::facet_wrap(ggplot2::vars(.data$.panel), ncol = ncol) +
-    ggplot2::coord_fixed(xlim = c(0, 1), ylim = c(0, 1.04), expand = FALSE) +
-    ggplot2::labs(colour = "Class") +
-    ggplot2::theme_void() +
-    ggplot2::theme(strip.text = ggplot2::element_text(margin = ggplot2::margin(4, 0, 4, 0)))
+# Displayed size of each image from its first row (NA when not recorded).
+image_sizes <- function(rows, paths) {
+  first <- match(paths, rows$path)
+  pick <- function(col) if (col %in% names(rows)) as.numeric(rows[[col]][first]) else rep(NA_real_, length(paths))
+  list(width = pick("image_width"), height = pick("image_height"))
 }

@@ -68,12 +68,13 @@ imagenet_tags <- function(paths, top_k, batch_size, device, verbose) {
   out
 }
 
-# One tag per image and class, with its best box's confidence.
+# One tag per image and class, with its best box's confidence. max_or_na():
+# dplyr evaluates the summary once on an empty group when nothing was found.
 detector_tags <- function(found, top_k, source) {
   paths <- unique(found$path)
   hit <- found[!is.na(found$class), ]
   best <- dplyr::summarise(dplyr::group_by(hit, .data$path, tag = .data$class),
-                           confidence = max(.data$confidence), .groups = "drop")
+                           confidence = max_or_na(.data$confidence), .groups = "drop")
   best <- best[order(match(best$path, paths), -best$confidence), ]
   best <- best[stats::ave(best$confidence, best$path, FUN = seq_along) <= top_k, ]
   none <- tibble::tibble(path = setdiff(paths, best$path), tag = NA_character_, confidence = NA_real_)

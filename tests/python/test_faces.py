@@ -138,8 +138,9 @@ def test_anonymize_changes_only_the_face(tmp_path):
     box = next(r for r in rows(faces.detect([src])))
     for method in faces.METHODS:
         dst = str(tmp_path / method / "astronaut.png")
-        res = faces.anonymize([src], [dst], method=method, confidence=0.6, margin=0)
-        assert res == {"n_faces": [1], "status": ["anonymized"], "problem": [None]}
+        res = faces.anonymize([src], [dst], method=method, model="hog", upsample=1, confidence=0.6,
+                              margin=0)
+        assert res == {"n_faces": [1], "status": ["faces_obscured"], "problem": [None]}
         after = np.asarray(Image.open(dst), dtype=np.int16)
         inside = np.zeros(before.shape[:2], bool)
         inside[box["ymin"]:box["ymax"], box["xmin"]:box["xmax"]] = True
@@ -160,7 +161,7 @@ def test_anonymize_uses_given_boxes_and_reports_every_image(tmp_path):
     paths = [ASTRONAUT, str(bad), str(blank)]
     outputs = [str(tmp_path / "out" / Path(p).name) for p in paths]
     res = faces.anonymize(paths, outputs, boxes=[[[0, 0, 10, 10], [20, 20, 40, 40]], [], []])
-    assert res["status"] == ["anonymized", "unreadable", "no_face"]
+    assert res["status"] == ["faces_obscured", "unreadable", "no_face_found"]
     assert res["n_faces"] == [2, None, 0]
     assert os.path.exists(outputs[0]) and not os.path.exists(outputs[1])
     assert Image.open(outputs[2]).size == (80, 60)

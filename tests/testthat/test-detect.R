@@ -139,3 +139,34 @@ test_that("plot_detections() draws images with labelled boxes", {
   expect_equal(nlevels(ggplot2::ggplot_build(one)$layout$layout$.panel), 1)
   expect_error(plot_detections(found, path = "elsewhere.jpg"), class = "tidyvision_error_bad_argument")
 })
+
+test_that("plot_detections() colours a class alike in every figure, repels labels and keeps captions", {
+  skip_if_no_engine()
+  paths <- shape_boxes()$path[1:3]
+  found <- tibble::tibble(path = paths[c(1, 1, 1, 2, 3)], object = c(1:3, 1L, NA),
+                          class = c("disc", "square", "square", "square", NA),
+                          confidence = c(0.9, 0.8, 0.7, 0.6, NA),
+                          xmin = c(10, 14, 60, 5, NA), ymin = c(10, 12, 60, 5, NA),
+                          xmax = c(40, 44, 90, 30, NA), ymax = c(40, 42, 90, 30, NA),
+                          image_width = 128L, image_height = 128L)
+  caption <- paste(rep("A long caption that must wrap rather than run off the figure.", 4), collapse = " ")
+  both <- plot_detections(found, caption = caption)
+  squares <- plot_detections(found, path = paths[2])
+  layer_of <- function(p, geom) which(vapply(p$layers, function(l) inherits(l$geom, geom), TRUE))
+  both_rects <- ggplot2::layer_data(both, layer_of(both, "GeomRect"))
+  one_rects <- ggplot2::layer_data(squares, layer_of(squares, "GeomRect"))
+  # The square's colour does not depend on the disc drawn beside it.
+  drawn <- found$class[!is.na(found$class)]
+  expect_equal(unique(both_rects$colour[drawn == "square"]), unique(one_rects$colour))
+  expect_length(unique(both_rects$colour), 2)
+  expect_length(layer_of(both, "GeomLabelRepel"), 1)
+  expect_match(both$labels$caption, "\n")
+  expect_equal(gsub("\\s+", " ", both$labels$caption), caption)
+  has_legend <- function(p) {
+    g <- ggplot2::ggplotGrob(p)
+    box <- which(g$layout$name == "guide-box")
+    length(box) == 1 && !inherits(g$grobs[[box]], "zeroGrob")
+  }
+  expect_true(has_legend(both))
+  expect_false(has_legend(squares))
+})

@@ -142,7 +142,7 @@ test_that("anonymised pixels inside the box change and those outside do not", {
   before <- pixels(src)
   for (method in c("blur", "pixelate", "fill")) {
     done <- anonymize_faces(faces, file.path(dir, method), method = method, margin = 0)
-    expect_equal(done$status, "anonymized")
+    expect_equal(done$status, "faces_obscured")
     after <- pixels(done$output)
     inside <- matrix(FALSE, nrow(before), ncol(before))
     inside[(faces$ymin + 1):faces$ymax, (faces$xmin + 1):faces$xmax] <- TRUE
@@ -166,11 +166,12 @@ test_that("anonymize_faces() reports every image, keeps originals and refuses to
   paths <- sort(list.files(src, full.names = TRUE, recursive = TRUE))
   originals <- tools::md5sum(paths)
   out <- file.path(dir, "out")
-  expect_warning(done <- anonymize_faces(paths, out), "1 image can't be read",
+  # HOG: this test is about reporting; the default detector is tested below.
+  expect_warning(done <- anonymize_faces(paths, out, model = "hog", upsample = 1), "1 image can't be read",
                  class = "tidyvision_warning_unreadable")
   expect_named(done, c("path", "output", "n_faces", "status", "problem"))
   expect_equal(done$path, paths)
-  expect_equal(done$status, c("anonymized", "no_face", "unreadable", "anonymized"))
+  expect_equal(done$status, c("faces_obscured", "no_face_found", "unreadable", "faces_obscured"))
   expect_equal(done$n_faces, c(1L, 0L, NA, 1L))
   expect_equal(done$output, c(file.path(out, c("biden.jpg", "eiffel_tower.jpg")), NA,
                               file.path(out, "sub", "obama_small_face.jpg")))
@@ -184,8 +185,33 @@ test_that("anonymize_faces() reports every image, keeps originals and refuses to
   expect_equal(tools::md5sum(done$output[-3]), written)
   expect_error(anonymize_faces(paths, src, overwrite = TRUE), class = "tidyvision_error_bad_argument")
   expect_equal(tools::md5sum(paths), originals)
-  again <- anonymize_faces(paths[-3], out, method = "fill", overwrite = TRUE)
-  expect_equal(again$status, c("anonymized", "no_face", "anonymized"))
+  again <- anonymize_faces(paths[-3], out, method = "fill", overwrite = TRUE, model = "hog", upsample = 1)
+  expect_equal(again$status, c("faces_obscured", "no_face_found", "faces_obscured"))
+})
+
+test_that("by default anonymize_faces() finds small faces HOG misses, and counts what it obscured", {
+  skip_if_no_engine()
+  dir <- withr::local_tempdir()
+  known <- detect_faces(face_photos()[2:5])
+  crowd <- file.path(dir, "crowd", "crowd.png")
+  dir.create(dirname(crowd))
+  # Four faces 24 px wide: below HOG's 40 px at upsample 1, above the CNN's 20 at 2.
+  truth <- fixtures()$face_crowd(as.list(known$path), lapply(1:4, function(i) box_of(known, i)),
+                                 crowd, face_width = 24L, gap = 8L)
+  hog <- count_faces(detect_faces(crowd, model = "hog", upsample = 1))$n
+  done <- anonymize_faces(crowd, file.path(dir, "out"), margin = 0.2)
+  expect_gt(done$n_faces, hog)
+  expect_gte(done$n_faces, 3)
+  expect_equal(done$status, "faces_obscured")
+  changed <- apply(abs(pixels(done$output) - pixels(crowd)), c(1, 2), sum)
+  blurred <- vapply(truth, function(b) {
+    b <- round(unlist(b))
+    mean(changed[(b[2] + 1):b[4], (b[1] + 1):b[3]] > 0) > 0.5
+  }, logical(1))
+  expect_equal(sum(blurred), done$n_faces)
+  p <- plot_faces(done)
+  expect_equal(levels(ggplot2::ggplot_build(p)$layout$layout$.panel),
+               paste0("crowd.png\n", done$n_faces, " faces obscured"))
 })
 
 test_that("anonymize_faces() obscures exactly the boxes it is given", {

@@ -151,6 +151,18 @@ test_that("autotag() gives ImageNet tags for shipped photos", {
   expect_equal(t2$tag, c("hen", NA))
 })
 
+test_that("a detector that finds nothing gives NA tags and no warning", {
+  found <- tibble::tibble(path = c("a.png", "b.png"), class = NA_character_, confidence = NA_real_)
+  expect_no_warning(tags <- detector_tags(found, 5, "YOLO"))
+  expect_equal(tags$path, c("a.png", "b.png"))
+  expect_true(all(is.na(tags$tag) & is.na(tags$confidence)))
+  skip_if_no_engine()
+  empty <- shape_boxes()$path[is.na(shape_boxes()$class)]
+  expect_no_warning(tags <- autotag(empty, model = shape_detector(), confidence = 0.99))
+  expect_equal(tags$path, empty)
+  expect_true(all(is.na(tags$tag)))
+})
+
 test_that("a detector tags each image once per class found", {
   skip_if_no_engine()
   shapes <- shape_boxes()

@@ -25,6 +25,11 @@ YOLO_FORMATS = {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"}
 # Arguments train() sets itself.
 RESERVED = {"data", "model", "epochs", "imgsz", "batch", "device", "seed", "project", "name",
             "exist_ok", "plots", "amp", "resume", "mode", "task", "save_dir"}
+# ultralytics' defaults are tuned for COCO: an optimizer step every 64 images
+# after 3 warm-up epochs, so a set of a hundred images gets a handful of
+# steps and a detector from scratch learns nothing. These give a step per
+# batch (nbs = batch) and learn on small sets; callers may override them.
+SMALL_DATA = {"warmup_epochs": 0, "optimizer": "AdamW", "lr0": 0.003, "mosaic": 0}
 HISTORY = {
     "epoch": "epoch", "train/box_loss": "train_box_loss", "train/cls_loss": "train_cls_loss",
     "train/dfl_loss": "train_dfl_loss", "metrics/precision(B)": "precision",
@@ -214,9 +219,10 @@ def _epoch_ticker(progress):
     return tick
 
 
-def train(data, run_dir, model="yolov8n.yaml", epochs=50, image_size=640, batch_size=16, seed=1,
+def train(data, run_dir, model=TINY, epochs=50, image_size=640, batch_size=8, seed=1,
           device="auto", progress=None, **overrides):
-    """Train a YOLO detector on ``data`` (a data.yaml) into ``run_dir``, offline."""
+    """Train a YOLO detector on ``data`` (a data.yaml) into ``run_dir``, offline,
+    with SMALL_DATA settings unless ``overrides`` replace them."""
     bad = sorted(RESERVED & set(overrides))
     check(not bad, "bad_argument",
           f"{', '.join(bad)} can't be passed through `...`: train_detector() sets them itself.")
@@ -230,7 +236,8 @@ def train(data, run_dir, model="yolov8n.yaml", epochs=50, image_size=640, batch_
         yolo.add_callback("on_fit_epoch_end", _epoch_ticker(progress))
     args = dict(data=data, epochs=int(epochs), imgsz=int(image_size), batch=int(batch_size),
                 device=yolo_device(device), seed=int(seed), deterministic=True, project=str(run_dir),
-                name="train", exist_ok=True, plots=False, amp=False, workers=0, verbose=False)
+                name="train", exist_ok=True, plots=False, amp=False, workers=0, verbose=False,
+                nbs=int(batch_size), **SMALL_DATA)
     start = time.time()
     with torch_state():
         yolo.train(trainer=_trainer_class(), **{**args, **overrides})

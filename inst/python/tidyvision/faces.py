@@ -402,11 +402,12 @@ def _anonymize_path(job, settings):
     for box in boxes:
         obscure(im, box, settings["method"], settings["margin"])
     problem = _try_save(im, dst, settings["overwrite"])
-    status = "failed" if problem else ("anonymized" if boxes else "no_face")
+    # Says what was done, not that the image is anonymous: detectors miss faces.
+    status = "failed" if problem else ("faces_obscured" if boxes else "no_face_found")
     return {"n_faces": len(boxes), "status": status, "problem": problem}
 
 
-def anonymize(paths, outputs, boxes=None, model="hog", upsample=1, confidence=0.5,
+def anonymize(paths, outputs, boxes=None, model="cnn", upsample=2, confidence=0.5,
               method="blur", margin=0.3, overwrite=False, progress=None, workers=None):
     """Copy each image to ``outputs[i]`` with every face obscured. ``boxes``:
     None to detect faces here, or one list of [xmin, ymin, xmax, ymax] per
