@@ -1,17 +1,6 @@
 # Images with labelled boxes, one panel each: what plot_detections() and
 # plot_faces() draw for a person to check a detector's work.
 
-# Colours fixed by class name (Okabe-Ito, then darker companions), so "flag"
-# has one colour in every figure, whatever else the figure shows.
-class_palette <- c("#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#0072B2",
-                   "#F0E442", "#882255", "#117733", "#332288", "#AA4499", "#999933")
-
-class_colours <- function(classes) {
-  classes <- unique(as.character(classes))
-  code <- vapply(classes, function(x) sum(utf8ToInt(x) * seq_len(nchar(x))), numeric(1))
-  stats::setNames(class_palette[code %% length(class_palette) + 1], classes)
-}
-
 # The file name, and a note on a second line so narrow panels don't cut it.
 panel_titles <- function(paths, notes = NULL) {
   titles <- truncate_name(basename(paths), 24)
@@ -22,8 +11,10 @@ panel_titles <- function(paths, notes = NULL) {
 
 # One panel per image in `paths`, the image fitted in a panel of the images'
 # median shape (so a ggsave()d figure has little blank space); `boxes` has
-# `path`, `class`, `label` and the box in pixels of images `sizes` wide/high.
-draw_boxes <- function(paths, boxes, sizes, titles, size, ncol, caption) {
+# `path`, `class`, `label` and the box in pixels of images `sizes` wide/high;
+# colours come from class_colours() of `classes` (every class of the data,
+# so figures drawn from one table colour a class alike).
+draw_boxes <- function(paths, boxes, sizes, titles, size, ncol, caption, classes = boxes$class) {
   thumbs <- read_thumbnails(paths, as.integer(size))
   sizes <- fill_sizes(sizes, thumbs)
   ratio <- stats::median(sizes$height / sizes$width)
@@ -32,7 +23,7 @@ draw_boxes <- function(paths, boxes, sizes, titles, size, ncol, caption) {
   p <- ggplot2::ggplot(tibble::tibble(.panel = panels, x = 0, y = 0), ggplot2::aes(.data$x, .data$y)) +
     ggplot2::geom_blank()
   for (i in seq_along(thumbs)) p <- p + thumb_layer(thumbs[[i]], panels[i], fit[i, ], size)
-  if (nrow(boxes) > 0) p <- p + box_layers(panel_boxes(boxes, paths, panels, fit), ratio)
+  if (nrow(boxes) > 0) p <- p + box_layers(panel_boxes(boxes, paths, panels, fit), ratio, classes)
   ncol <- ncol %||% best_ncol(length(paths), ratio)
   p + ggplot2::facet_wrap(ggplot2::vars(.data$.panel), ncol = ncol) +
     ggplot2::coord_fixed(xlim = c(0, 1), ylim = c(0, ratio), expand = FALSE) +
@@ -86,8 +77,8 @@ panel_boxes <- function(boxes, paths, panels, fit) {
 
 # Boxes and their labels; ggrepel keeps labels of crowded boxes apart. The
 # colour legend only appears when it tells classes apart.
-box_layers <- function(b, ratio) {
-  colours <- class_colours(b$class)
+box_layers <- function(b, ratio, classes) {
+  colours <- class_colours(c(classes, b$class))
   list(
     ggplot2::geom_rect(data = b, ggplot2::aes(xmin = .data$xmin, xmax = .data$xmax, ymin = .data$ymin,
                                               ymax = .data$ymax, colour = .data$class),
@@ -98,7 +89,8 @@ box_layers <- function(b, ratio) {
       box.padding = ggplot2::unit(1.5, "pt"), min.segment.length = 0, segment.colour = "grey20",
       max.overlaps = Inf, seed = 1, inherit.aes = FALSE, show.legend = FALSE
     ),
-    ggplot2::scale_colour_manual(values = colours, guide = if (length(colours) > 1) "legend" else "none"),
+    ggplot2::scale_colour_manual(values = colours, breaks = intersect(names(colours), b$class),
+                                 guide = if (length(unique(b$class)) > 1) "legend" else "none"),
     ggplot2::scale_fill_manual(values = colours, guide = "none")
   )
 }

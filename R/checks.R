@@ -65,3 +65,19 @@ check_count <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
 check_number <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
   check_scalar(x, function(v) v >= 0, "a number >= 0", arg, call)
 }
+
+check_probability <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  check_scalar(x, function(v) v >= 0 && v <= 1, "a number between 0 and 1", arg, call)
+}
+
+check_confidence <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  check_scalar(x, function(v) v >= 0 && v < 1, "a number from 0 to below 1", arg, call)
+}
+
+check_whole <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  check_scalar(x, function(v) v >= 0 && v == round(v), "a whole number >= 0", arg, call)
+}
+
+check_threshold <- function(x, call = caller_env()) {
+  check_scalar(x, function(v) v > 0, "a distance > 0", "threshold", call)
+}

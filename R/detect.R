@@ -125,10 +125,6 @@ check_detector <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
   }
 }
 
-check_probability <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
-  check_scalar(x, function(v) v >= 0 && v <= 1, "a number between 0 and 1", arg, call)
-}
-
 #' Count the objects found in each image
 #'
 #' Turns the boxes of [detect_objects()] into counts per image and class:
@@ -238,7 +234,8 @@ plot_detections <- function(detections, path = NULL, n = 6, size = 768, ncol = N
   }
   boxes <- detections[detections$path %in% paths & !is.na(detections$class), , drop = FALSE]
   boxes$label <- sprintf("%s %.2f", boxes$class, boxes$confidence)
-  draw_boxes(paths, boxes, image_sizes(detections, paths), panel_titles(paths), size, ncol, caption)
+  draw_boxes(paths, boxes, image_sizes(detections, paths), panel_titles(paths), size, ncol, caption,
+             classes = detections$class)
 }
 
 # Displayed size of each image from its first row (NA when not recorded).

@@ -62,7 +62,7 @@
 #' @param ... Further ultralytics training settings, e.g. `lr0 = 0.001`,
 #'   `patience = 20`; they replace the settings for small data (see above).
 #' @return A `tv_detector`: the best weights (by mAP50-95 on the validation
-#'   images), the classes, and the metrics of each epoch: `history()` gives
+#'   images), the classes, and the metrics of each epoch: `fit_history()` gives
 #'   them as a tibble (`epoch`, `train_box_loss`, `train_cls_loss`,
 #'   `train_dfl_loss`, `precision`, `recall`, `map50`, `map50_95`,
 #'   `val_box_loss`, `val_cls_loss`, `val_dfl_loss`, `learning_rate`,
@@ -89,7 +89,7 @@
 #' }))
 #' fit <- train_detector(boxes, epochs = 3, image_size = 128, batch_size = 4)
 #' fit
-#' history(fit)
+#' fit_history(fit)
 #' autoplot(fit)
 train_detector <- function(data, model = "yolov8-tiny.yaml", epochs = 50, image_size = 640,
                            batch_size = 8, seed = 1, device = "auto", dir = NULL,
@@ -227,7 +227,7 @@ new_detector <- function(res, run, target, model) {
 }
 
 #' @export
-history.tv_detector <- function(x, ...) x$history
+fit_history.tv_detector <- function(x, ...) x$history
 
 #' @export
 format.tv_detector <- function(x, ...) {

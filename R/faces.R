@@ -55,7 +55,7 @@ box_columns <- c("xmin", "ymin", "xmax", "ymax")
 detect_faces <- function(paths, model = c("hog", "cnn"), upsample = 1, confidence = 0.6,
                          verbose = interactive()) {
   paths <- image_paths(paths)
-  model <- rlang::arg_match(model)
+  model <- check_choice(model)
   check_upsample(upsample)
   check_confidence(confidence)
   check_flag(verbose)
@@ -280,8 +280,8 @@ face_embeddings <- function(faces, num_jitters = 0, ..., verbose = interactive()
 anonymize_faces <- function(paths, dir, method = c("blur", "pixelate", "fill"), margin = 0.3,
                             overwrite = FALSE, model = c("cnn", "hog"), upsample = 2,
                             confidence = 0.5, verbose = interactive()) {
-  method <- rlang::arg_match(method)
-  model <- rlang::arg_match(model)
+  method <- check_choice(method)
+  model <- check_choice(model)
   check_output_dir(dir)
   check_number(margin)
   check_flag(overwrite)
@@ -450,15 +450,6 @@ check_upsample <- function(x, call = caller_env()) {
              class = "bad_argument", call = call)
   }
 }
-
-check_confidence <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
-  check_scalar(x, function(v) v >= 0 && v < 1, "a number from 0 to below 1", arg, call)
-}
-
-check_whole <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
-  check_scalar(x, function(v) v >= 0 && v == round(v), "a whole number >= 0", arg, call)
-}
-
 
 warn_face_problems <- function(paths, problems, what) {
   if (length(paths) == 0) return(invisible())

@@ -62,13 +62,13 @@
 #' @param ... Not used: an argument `fine_tune()` doesn't have is an error
 #'   that lists the ones it has.
 #' @return A `tv_classifier`: use [predict()][predict.tv_classifier],
-#'   [history()], `autoplot()` and [save_classifier()].
+#'   [fit_history()], `autoplot()` and [save_classifier()].
 #' @export
 #' @examplesIf tv_available()
 #' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
 #' fit <- fine_tune(imgs, epochs = 3, train_layers = "head")
 #' fit
-#' history(fit)
+#' fit_history(fit)
 fine_tune <- function(images, label = label, backbone = "efficientnet_lite0",
                       epochs = 10, learning_rate = 0.001, momentum = 0.9,
                       batch_size = 4, step_size = 7, gamma = 0.1,
@@ -247,7 +247,10 @@ warn_skipped <- function(paths, problems) {
             bullets_of(paste0(paths, ": ", problems))), class = "unreadable")
 }
 
-#' Training history of a classifier
+#' Training history of a classifier or detector
+#'
+#' Named `fit_history()` rather than `history()`, which would mask
+#' `utils::history()` when the package is attached.
 #'
 #' @param x A `tv_classifier` from [fine_tune()] or a `tv_detector` from
 #'   [train_detector()].
@@ -260,11 +263,11 @@ warn_skipped <- function(paths, problems) {
 #' @export
 #' @examplesIf tv_available()
 #' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
-#' history(fine_tune(imgs, epochs = 2, train_layers = "head"))
-history <- function(x, ...) UseMethod("history")
+#' fit_history(fine_tune(imgs, epochs = 2, train_layers = "head"))
+fit_history <- function(x, ...) UseMethod("fit_history")
 
 #' @export
-history.tv_classifier <- function(x, ...) {
+fit_history.tv_classifier <- function(x, ...) {
   warn_unvalidated(x)
   x$history
 }

@@ -156,13 +156,6 @@ embedding_matrix <- function(x, arg = rlang::caller_arg(x), call = caller_env())
   m
 }
 
-check_threshold <- function(x, call = caller_env()) {
-  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x <= 0) {
-    tv_abort("{.arg threshold} must be a distance > 0, not {shown_value(x)}.",
-             class = "bad_argument", call = call)
-  }
-}
-
 #' @export
 format.tv_identities <- function(x, ...) {
   n <- table(factor(x$identity, levels = x$identities))

@@ -19,5 +19,7 @@ engine <- NULL
     path = system.file("python", package = pkgname),
     delay_load = TRUE
   )
+  # tune's generic dispatches to our method too, if tune is installed.
+  vctrs::s3_register("tune::select_best", "tv_grid")
   invisible()
 }

@@ -10,6 +10,11 @@
 #' Select on validation metrics only; keep the `test` images for the one
 #' final estimate of the chosen model, as the book advises.
 #'
+#' The tune package has a `tune_grid()` too. When `images` is not a data
+#' frame (a tidymodels workflow or model specification) and tune is
+#' installed, the call goes to `tune::tune_grid()`, so attaching tidyvision
+#' after tune breaks no tidymodels code.
+#'
 #' @inheritParams fine_tune
 #' @param grid A data frame with one row per combination and columns named
 #'   after [fine_tune()] arguments, e.g. from `expand.grid()`; or a named list
@@ -28,6 +33,11 @@
 #' res
 #' select_best(res)
 tune_grid <- function(images, label = label, grid, epochs = 10, ..., verbose = interactive()) {
+  if (!is.data.frame(images) && requireNamespace("tune", quietly = TRUE)) {
+    call <- sys.call()
+    call[[1]] <- quote(tune::tune_grid)
+    return(eval(call, parent.frame()))
+  }
   check_images(images)
   grid <- as_grid(grid)
   label_col <- label_name(images, rlang::enquo(label))
@@ -112,6 +122,10 @@ grid_row <- function(args) {
 
 #' Pick the best combination of a grid search
 #'
+#' A generic, as `tune::select_best()` is: when tune is installed, its
+#' results go to tune's method, and `tune::select_best()` of a `tv_grid`
+#' comes here, whichever package was attached last.
+#'
 #' @param x A `tv_grid` from [tune_grid()].
 #' @param metric The validation metric to maximise (`"loss"` is minimised).
 #' @param ... Unused.
@@ -124,6 +138,13 @@ grid_row <- function(args) {
 #'                  train_layers = "head")
 #' select_best(res, "f1")
 select_best <- function(x, ...) UseMethod("select_best")
+
+#' @export
+select_best.default <- function(x, ...) {
+  if (requireNamespace("tune", quietly = TRUE)) return(tune::select_best(x, ...))
+  tv_abort("{.fn select_best} needs a grid from {.fn tune_grid}, not {.obj_type_friendly {x}}.",
+           class = "bad_argument")
+}
 
 #' @rdname select_best
 #' @export

@@ -44,7 +44,7 @@ test_that("save and load give identical probabilities and a full card", {
   loaded <- load_classifier(dir)
   imgs <- separable_images()
   expect_identical(predict(loaded, imgs, type = "prob"), predict(fit, imgs, type = "prob"))
-  expect_equal(history(loaded), history(fit))
+  expect_equal(fit_history(loaded), fit_history(fit))
 })
 
 test_that("an existing folder is not overwritten without overwrite = TRUE", {

@@ -4,7 +4,7 @@ test_that("a trained detector carries its classes, weights and per-epoch metrics
   expect_s3_class(fit, "tv_detector")
   expect_equal(fit$classes, c("disc", "square"))
   expect_true(file.exists(fit$weights))
-  h <- history(fit)
+  h <- fit_history(fit)
   expect_equal(h$epoch, 1:40)
   expect_named(h, c("epoch", "train_box_loss", "train_cls_loss", "train_dfl_loss", "precision",
                     "recall", "map50", "map50_95", "val_box_loss", "val_cls_loss", "val_dfl_loss",
@@ -26,13 +26,13 @@ test_that("with its defaults train_detector() learns a small set from scratch, a
   fit <- shape_detector() # train_detector(shape_boxes(), epochs = 40, image_size = 128)
   expect_false("tidyvision_warning_no_learning" %in% detect_cache$warnings)
   expect_equal(fit$model, "yolov8-tiny.yaml")
-  expect_gt(max(history(fit)$map50), 0.7)
+  expect_gt(max(fit_history(fit)$map50), 0.7)
   val <- shape_boxes()[shape_boxes()$split == "val" & !is.na(shape_boxes()$class), ]
   found <- detect_objects(val$path, model = fit, confidence = 0.25)
   expect_gte(sum(!is.na(found$class)), nrow(val) - 1)
   expect_warning(stuck <- train_detector(shape_boxes(), epochs = 1, image_size = 64, lr0 = 0),
                  "learned nothing", class = "tidyvision_warning_no_learning")
-  expect_equal(history(stuck)$map50, 0)
+  expect_equal(fit_history(stuck)$map50, 0)
 })
 
 test_that("the no-learning warning looks at every epoch's validation mAP50", {

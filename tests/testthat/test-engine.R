@@ -51,3 +51,18 @@ test_that("a progress callback never aborts the computation it reports on", {
   expect_match(out, "Working", all = FALSE)
   expect_match(out, "Next phase.*100%", all = FALSE)
 })
+
+test_that("attaching tidyvision masks nothing of base R", {
+  skip_on_cran()
+  out <- callr::r(function() {
+    msgs <- character()
+    withCallingHandlers(library(tidyvision), packageStartupMessage = function(m) {
+      msgs <<- c(msgs, conditionMessage(m))
+      invokeRestart("muffleMessage")
+    })
+    conflicts <- conflicts(detail = TRUE)
+    c(msgs, unlist(lapply(conflicts[setdiff(names(conflicts), "package:tidyvision")],
+                          intersect, ls("package:tidyvision"))))
+  })
+  expect_length(out, 0)
+})

@@ -3,7 +3,7 @@ test_that("fine_tune() learns a separable set and keeps the best val epoch", {
   fit <- small_fit()
   expect_s3_class(fit, "tv_classifier")
   expect_equal(fit$classes, c("blue", "red"))
-  h <- history(fit)
+  h <- fit_history(fit)
   expect_named(h, c("epoch", "split", "loss", "accuracy", "precision", "recall", "f1",
                     "learning_rate", "seconds"))
   expect_equal(nrow(h), 6)
@@ -33,7 +33,7 @@ test_that("test rows are never read, for training or selection", {
   expect_equal(c(fit$n_train, fit$n_val), c(24L, 12L))
   fit2 <- fine_tune(imgs[!test_rows, ], epochs = 1, image_size = 64, train_layers = "head")
   expect_equal(fit$fingerprint, fit2$fingerprint)
-  expect_equal(history(fit)$loss, history(fit2)$loss)
+  expect_equal(fit_history(fit)$loss, fit_history(fit2)$loss)
 })
 
 test_that("same seed, same data: identical history and predictions", {
@@ -43,17 +43,17 @@ test_that("same seed, same data: identical history and predictions", {
   a <- do.call(fine_tune, args)
   b <- do.call(fine_tune, args)
   drop_time <- function(h) h[setdiff(names(h), "seconds")]
-  expect_identical(drop_time(history(a)), drop_time(history(b)))
+  expect_identical(drop_time(fit_history(a)), drop_time(fit_history(b)))
   expect_identical(predict(a, imgs, type = "prob"), predict(b, imgs, type = "prob"))
   c <- do.call(fine_tune, modifyList(args, list(seed = 8)))
-  expect_false(identical(drop_time(history(a)), drop_time(history(c))))
+  expect_false(identical(drop_time(fit_history(a)), drop_time(fit_history(c))))
 })
 
 test_that("head-only training trains the head and leaves the body as pretrained", {
   skip_if_no_engine()
   fit <- fine_tune(separable_images(), epochs = 5, learning_rate = 0.01, image_size = 64,
                    train_layers = "head")
-  expect_gt(max(history(fit)$accuracy[history(fit)$split == "val"]), 0.75)
+  expect_gt(max(fit_history(fit)$accuracy[fit_history(fit)$split == "val"]), 0.75)
   expect_equal(fit$settings$train_layers, "head")
   expect_equal(fixtures()$body_change(fit$weights, fit$backbone, 2L), 0)
   # All layers: the body moves.
@@ -67,7 +67,7 @@ test_that("the kept weights are the best val epoch's, not the last one's", {
   # the later ones diverge, so keeping the last would be visibly worse.
   fit <- fine_tune(imgs, epochs = 4, learning_rate = 0.01, step_size = 1, gamma = 10,
                    image_size = 64, batch_size = 8, seed = 3)
-  h <- history(fit)
+  h <- fit_history(fit)
   val_h <- h[h$split == "val", ]
   best <- val_h[val_h$epoch == fit$best_epoch, ]
   expect_equal(best$accuracy, max(val_h$accuracy))
@@ -161,18 +161,18 @@ test_that("fine_tune() finishes with the progress bar on, and the bar shows each
                       verbose = TRUE),
     transform = scrub_progress
   )
-  expect_equal(nrow(history(head)), 4)
+  expect_equal(nrow(fit_history(head)), 4)
 })
 
-test_that("a class without validation images is named by print() and history()", {
+test_that("a class without validation images is named by print() and fit_history()", {
   skip_if_no_engine()
   imgs <- separable_images()
   imgs <- imgs[!(imgs$split == "val" & imgs$label == "red"), ]
   fit <- fine_tune(imgs, epochs = 1, image_size = 64, train_layers = "head")
   expect_equal(fit$val_counts, c(blue = 6L, red = 0L))
   expect_warning(expect_output(print(fit), "Best epoch"), class = "tidyvision_warning_class_not_validated")
-  expect_warning(history(fit), "red", class = "tidyvision_warning_class_not_validated")
-  expect_no_warning(history(small_fit()))
+  expect_warning(fit_history(fit), "red", class = "tidyvision_warning_class_not_validated")
+  expect_no_warning(fit_history(small_fit()))
 })
 
 test_that("missing and blank labels are dropped with a warning; split aliases are understood", {
@@ -210,7 +210,7 @@ test_that("balanced class weights change the training loss and are recorded", {
   none <- do.call(fine_tune, args)
   balanced <- do.call(fine_tune, c(args, class_weights = "balanced"))
   expect_equal(balanced$settings$class_weights, "balanced")
-  train_loss <- function(f) history(f)$loss[history(f)$split == "train"]
+  train_loss <- function(f) fit_history(f)$loss[fit_history(f)$split == "train"]
   expect_false(isTRUE(all.equal(train_loss(none), train_loss(balanced))))
   expect_output(print(balanced), "balanced class weights")
   dir <- file.path(withr::local_tempdir(), "model")

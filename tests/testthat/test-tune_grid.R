@@ -21,7 +21,7 @@ test_that("tune_grid() gives one row per combination and records failures", {
   # the same combination alone gives the same numbers: shared work changes nothing
   alone <- fine_tune(imgs, epochs = 2, image_size = 64, train_layers = "head",
                      learning_rate = 0.01, batch_size = 8)
-  expect_equal(res$accuracy[1], max(history(alone)$accuracy[history(alone)$split == "val"]))
+  expect_equal(res$accuracy[1], max(fit_history(alone)$accuracy[fit_history(alone)$split == "val"]))
 })
 
 test_that("select_best() picks the right row", {
@@ -82,4 +82,10 @@ test_that("autoplot() of a grid has an x title and numeric scales for numeric co
   expect_setequal(unlist(ticks), c("4", "16", "0.0001", "0.01", "0.1"))
   res$batch_size <- c("a", "b", "a", "b")
   expect_false(is.numeric(autoplot(res)$data$value))
+})
+
+test_that("select_best() and tune_grid() leave other packages' objects to tune", {
+  skip_if(requireNamespace("tune", quietly = TRUE), "tune is installed: its methods answer")
+  expect_error(select_best(lm(dist ~ speed, cars)), class = "tidyvision_error_bad_argument")
+  expect_error(tune_grid(lm(dist ~ speed, cars), grid = list(epochs = 1)), class = "tidyvision_error")
 })
