@@ -39,10 +39,7 @@ predict_probs <- function(object, paths, batch_size = 64, verbose = FALSE) {
   prob <- res$prob
   problems <- col_of(res$problem)
   bad <- !is.na(problems)
-  if (any(bad)) {
-    tv_warn(c("{sum(bad)} image{?s} can't be read; {?its/their} predictions are NA:",
-              bullets_of(paste0(paths[bad], ": ", problems[bad]))), class = "unreadable")
-  }
+  warn_unreadable(paths, problems, "{?its/their} predictions are NA")
   prob[bad, ] <- NA_real_  # the engine marks unreadable rows NaN; R's missing value is NA
   colnames(prob) <- paste0(".pred_", object$classes)
   tibble::as_tibble(as.data.frame(prob, check.names = FALSE))

@@ -82,18 +82,11 @@ detect_objects <- function(paths, model = "yolov8n.pt", confidence = 0.25, iou =
                       batch_size = as.integer(batch_size), device = device,
                       progress = progress_callback(verbose, "Detecting objects"))
   out <- detections_tibble(cols)
-  warn_unreadable_rows(out$path, col_of(cols$problem), "boxes and sizes")
+  warn_unreadable(out$path, col_of(cols$problem), "kept with {.code NA} boxes and sizes")
   out
 }
 
 # One warning naming the rows whose image couldn't be read.
-warn_unreadable_rows <- function(paths, problems, kept) {
-  bad <- !is.na(problems)
-  if (!any(bad)) return(invisible())
-  tv_warn(c("{sum(bad)} image{?s} can't be read; kept with {.code NA} {kept}:",
-            bullets_of(paste0(paths[bad], ": ", problems[bad]))), class = "unreadable")
-}
-
 detections_tibble <- function(cols) {
   tibble::tibble(
     path = col_of(cols$path), object = col_of(cols$object, "int"), class = col_of(cols$class),

@@ -167,7 +167,7 @@ detector_data <- function(data, run, seed, call = caller_env()) {
                      as.list(match(as.character(boxes$class[has]), classes) - 1L),
                      as.list(boxes$xmin[has]), as.list(boxes$ymin[has]),
                      as.list(boxes$xmax[has]), as.list(boxes$ymax[has]), as.list(classes), call = call)
-  warn_skipped(col_of(res$skipped_path), col_of(res$skipped_problem))
+  warn_unreadable(col_of(res$skipped_path), col_of(res$skipped_problem), "{?it was/they were} skipped")
   res$data
 }
 

@@ -71,7 +71,7 @@ detect_faces <- function(paths, model = c("hog", "cnn"), upsample = 1, confidenc
     score = col_of(cols$score, "dbl"), problem = col_of(cols$problem)
   )
   bad <- !is.na(faces$problem)
-  warn_face_problems(faces$path[bad], faces$problem[bad], "kept as rows without a face")
+  warn_unreadable(faces$path[bad], faces$problem[bad], "kept as rows without a face")
   faces
 }
 
@@ -145,7 +145,7 @@ crop_faces <- function(faces, dir, margin = 0.2, size = NULL, overwrite = FALSE,
                      progress = progress_callback(verbose, "Cropping faces"))
   problems <- col_of(res$problem)
   bad <- !is.na(problems)
-  warn_face_problems(out[bad], problems[bad], "not written")
+  warn_unreadable(out[bad], problems[bad], "not written", what = "can't be read or written")
   out[bad] <- NA
   faces$crop <- out
   faces
@@ -208,7 +208,7 @@ face_embeddings <- function(faces, num_jitters = 0, ..., verbose = interactive()
   problems <- col_of(res$problem)
   known <- if ("problem" %in% names(faces)) !is.na(faces$problem) else FALSE
   bad <- !is.na(problems) & !known
-  warn_face_problems(faces$path[bad], problems[bad], "their embeddings are NA")
+  warn_unreadable(faces$path[bad], problems[bad], "{?its embedding is/their embeddings are} NA")
   faces$embedding <- embedding
   faces
 }
@@ -301,7 +301,7 @@ anonymize_faces <- function(paths, dir, method = c("blur", "pixelate", "fill"), 
                         status = col_of(res$status), problem = col_of(res$problem))
   out$output[out$status %in% c("unreadable", "failed")] <- NA
   bad <- !is.na(out$problem)
-  warn_face_problems(out$path[bad], out$problem[bad], "no copy was written")
+  warn_unreadable(out$path[bad], out$problem[bad], "no copy was written", what = "can't be read or written")
   if (verbose && any(out$status == "no_face_found")) {
     cli::cli_inform(c(i = "{sum(out$status == 'no_face_found')} image{?s} had no face detected and {?was/were} copied unchanged; check {?it/them} by eye with {.fn plot_faces}."))
   }
@@ -451,8 +451,3 @@ check_upsample <- function(x, call = caller_env()) {
   }
 }
 
-warn_face_problems <- function(paths, problems, what) {
-  if (length(paths) == 0) return(invisible())
-  tv_warn(c("{length(paths)} image{?s} can't be read or written; {what}:",
-            bullets_of(paste0(paths, ": ", problems))), class = "unreadable")
-}

@@ -106,7 +106,7 @@ fine_tune <- function(images, label = label, backbone = "efficientnet_lite0",
     progress = progress_callback(verbose, paste("Fine-tuning", backbone)),
     !!!settings
   )
-  warn_skipped(col_of(res$skipped_path), col_of(res$skipped_problem))
+  warn_unreadable(col_of(res$skipped_path), col_of(res$skipped_problem), "{?it was/they were} skipped")
   new_classifier(
     classes = classes, label = label_col, settings = settings, history = history_from_py(res$history),
     best_epoch = res$best_epoch, weights = weights_path,
@@ -239,12 +239,6 @@ check_val_labels <- function(x, classes, label_col, call = caller_env()) {
                i = "Every class in {.field {label_col}} needs training images."),
              class = "unknown_class", call = call)
   }
-}
-
-warn_skipped <- function(paths, problems) {
-  if (length(paths) == 0) return(invisible())
-  tv_warn(c("{length(paths)} image{?s} can't be read and {?was/were} skipped:",
-            bullets_of(paste0(paths, ": ", problems))), class = "unreadable")
 }
 
 #' Training history of a classifier or detector

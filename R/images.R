@@ -69,7 +69,7 @@ image_files <- function(path, labels = NULL, by = NULL, label_col = "label", rec
     tv_warn("No image files found in {.path {path}}.", class = "no_images")
   }
   if (!is.null(labels)) out <- join_labels(out, labels, by, label_col, where$root)
-  warn_unreadable(out)
+  warn_unreadable(out$path, ifelse(out$readable, NA, out$problem), "kept with {.code readable = FALSE}")
   out
 }
 
@@ -105,15 +105,6 @@ image_source <- function(path, call = caller_env()) {
                x = "Folders: {.path {path[dir.exists(full)]}}."), class = "bad_argument", call = call)
   }
   list(files = full, root = common_parent(dirname(full)))
-}
-
-warn_unreadable <- function(images) {
-  bad <- images[!images$readable, , drop = FALSE]
-  if (nrow(bad) == 0) return(invisible())
-  tv_warn(c(
-    "{nrow(bad)} image file{?s} can't be read; kept with {.code readable = FALSE}:",
-    bullets_of(paste0(bad$path, ": ", bad$problem))
-  ), class = "unreadable")
 }
 
 check_folder <- function(path, arg = rlang::caller_arg(path), call = caller_env()) {
@@ -251,4 +242,14 @@ warn_unmatched <- function(files, rows) {
     if (n_files) c(i = "{n_files} image file{?s} without a label row (label {.code NA}):", bullets_of(files, 3)),
     if (n_rows) c(i = "{n_rows} label row{?s} naming no image file:", bullets_of(rows, 3))
   ), class = "unmatched_labels")
+}
+
+# The one warning for images that couldn't be read (or written): how many,
+# what became of them (`consequence`, cli markup, may pluralise), and a few
+# of them with their problem. `problems` is NA where all went well.
+warn_unreadable <- function(paths, problems, consequence, what = "can't be read") {
+  bad <- !is.na(problems)
+  if (!any(bad)) return(invisible())
+  tv_warn(c(paste0("{sum(bad)} image{?s} ", what, "; ", consequence, ":"),
+            bullets_of(paste0(paths[bad], ": ", problems[bad]))), class = "unreadable")
 }

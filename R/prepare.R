@@ -74,7 +74,8 @@ find_duplicates <- function(images, method = c("phash", "exact"), max_distance =
     given <- if (is.data.frame(images) && "problem" %in% names(images)) images$problem[skip] else NA
     problems[skip] <- ifelse(is.na(given), "marked readable = FALSE", given)
   }
-  warn_no_group(paths[is.na(out$group)], problems[is.na(out$group)])
+  warn_unreadable(paths, ifelse(is.na(out$group), ifelse(is.na(problems), "unreadable", problems), NA),
+                  "{?its/their} {.field group} is {.val {NA}}")
   out
 }
 
@@ -83,14 +84,6 @@ marked_unreadable <- function(images, n) {
     return(!(images$readable %in% TRUE))
   }
   rep(FALSE, n)
-}
-
-warn_no_group <- function(paths, problems) {
-  if (length(paths) == 0) return(invisible())
-  tv_warn(c(
-    "{length(paths)} image{?s} can't be read; {?its/their} {.field group} is {.val {NA}}:",
-    bullets_of(paste0(paths, ": ", problems))
-  ), class = "unreadable")
 }
 
 check_max_distance <- function(x, call = caller_env()) {

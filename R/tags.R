@@ -64,7 +64,7 @@ imagenet_tags <- function(paths, top_k, batch_size, device, verbose) {
   out <- tibble::tibble(path = col_of(cols$path), tag = col_of(cols$tag),
                         confidence = col_of(cols$confidence, "dbl"),
                         source = "efficientnet_lite0 (ImageNet-1k)")
-  warn_unreadable_rows(out$path, col_of(cols$problem), "tags")
+  warn_unreadable(out$path, col_of(cols$problem), "kept with {.code NA} tags")
   out
 }
 

@@ -40,7 +40,7 @@ test_that("the warning names each unreadable file once", {
   root <- fixtures()$make_odd_folder(withr::local_tempdir())
   w <- tryCatch(image_files(root), tidyvision_warning_unreadable = function(w) w)
   msg <- conditionMessage(w)
-  expect_match(msg, "5 image files can't be read")
+  expect_match(msg, "5 images can't be read; kept with `readable = FALSE`")
   for (f in c("truncated.jpg", "truncated.png", "empty.jpg", "text.png", "bomb.bmp")) {
     expect_match(msg, f, fixed = TRUE)
   }
