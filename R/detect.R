@@ -81,21 +81,11 @@ detect_objects <- function(paths, model = "yolov8n.pt", confidence = 0.25, iou =
                       image_size = if (!is.null(image_size)) as.integer(image_size),
                       batch_size = as.integer(batch_size), device = device,
                       progress = progress_callback(verbose, "Detecting objects"))
-  out <- detections_tibble(cols)
+  out <- as_schema(cols, "detections")
   warn_unreadable(out$path, col_of(cols$problem), "kept with {.code NA} boxes and sizes")
   out
 }
 
-# One warning naming the rows whose image couldn't be read.
-detections_tibble <- function(cols) {
-  tibble::tibble(
-    path = col_of(cols$path), object = col_of(cols$object, "int"), class = col_of(cols$class),
-    confidence = col_of(cols$confidence, "dbl"),
-    xmin = col_of(cols$xmin, "dbl"), ymin = col_of(cols$ymin, "dbl"),
-    xmax = col_of(cols$xmax, "dbl"), ymax = col_of(cols$ymax, "dbl"),
-    image_width = col_of(cols$image_width, "int"), image_height = col_of(cols$image_height, "int")
-  )
-}
 
 # The weights file (or model name) behind `model`, for the engine.
 detector_weights <- function(model, arg = rlang::caller_arg(model), call = caller_env()) {

@@ -62,14 +62,7 @@ detect_faces <- function(paths, model = c("hog", "cnn"), upsample = 1, confidenc
   cols <- engine_call("faces.detect", as.list(paths), model = model,
                       upsample = as.integer(upsample), confidence = confidence,
                       progress = progress_callback(verbose, "Finding faces"))
-  faces <- tibble::tibble(
-    path = col_of(cols$path), face = col_of(cols$face, "int"),
-    confidence = col_of(cols$confidence, "dbl"),
-    xmin = col_of(cols$xmin, "dbl"), ymin = col_of(cols$ymin, "dbl"),
-    xmax = col_of(cols$xmax, "dbl"), ymax = col_of(cols$ymax, "dbl"),
-    image_width = col_of(cols$image_width, "int"), image_height = col_of(cols$image_height, "int"),
-    score = col_of(cols$score, "dbl"), problem = col_of(cols$problem)
-  )
+  faces <- as_schema(cols, "faces")
   bad <- !is.na(faces$problem)
   warn_unreadable(faces$path[bad], faces$problem[bad], "kept as rows without a face")
   faces

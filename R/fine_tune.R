@@ -134,14 +134,7 @@ new_classifier <- function(classes, label, settings, history, best_epoch, weight
   ), class = "tv_classifier")
 }
 
-history_from_py <- function(h) {
-  tibble::tibble(
-    epoch = col_of(h$epoch, "int"), split = col_of(h$split), loss = col_of(h$loss, "dbl"),
-    accuracy = col_of(h$accuracy, "dbl"), precision = col_of(h$precision, "dbl"),
-    recall = col_of(h$recall, "dbl"), f1 = col_of(h$f1, "dbl"),
-    learning_rate = col_of(h$learning_rate, "dbl"), seconds = col_of(h$seconds, "dbl")
-  )
-}
+history_from_py <- function(h) as_schema(h, "history")
 
 # Train / val rows: from `split`, or an 80/20 stratified split by `seed`.
 training_rows <- function(images, label_col, seed, call = caller_env()) {

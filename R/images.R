@@ -73,19 +73,7 @@ image_files <- function(path, labels = NULL, by = NULL, label_col = "label", rec
   out
 }
 
-listing_tibble <- function(cols) {
-  tibble::tibble(
-    path = col_of(cols$path),
-    label = col_of(cols$label),
-    split = col_of(cols$split),
-    file_size = col_of(cols$file_size, "dbl"),
-    width = col_of(cols$width, "int"),
-    height = col_of(cols$height, "int"),
-    format = col_of(cols$format),
-    readable = col_of(cols$readable, "lgl"),
-    problem = col_of(cols$problem)
-  )
-}
+listing_tibble <- function(cols) as_schema(cols, "images")
 
 # A folder (`root`), or files (`files`, with `root` their deepest common folder).
 image_source <- function(path, call = caller_env()) {

@@ -63,12 +63,7 @@ find_duplicates <- function(images, method = c("phash", "exact"), max_distance =
     method = method, max_distance = as.integer(max_distance), skip = as.list(skip),
     progress = progress_callback(verbose, "Hashing images")
   )
-  out <- tibble::tibble(
-    path = paths,
-    group = col_of(res$group, "int"),
-    is_first = col_of(res$is_first, "lgl"),
-    distance = col_of(res$distance, "int")
-  )
+  out <- tibble::add_column(as_schema(res, "duplicates"), path = paths, .before = 1)
   problems <- col_of(res$problem)
   if (any(skip)) {
     given <- if (is.data.frame(images) && "problem" %in% names(images)) images$problem[skip] else NA

@@ -61,9 +61,8 @@ imagenet_tags <- function(paths, top_k, batch_size, device, verbose) {
   cols <- engine_call("tags.imagenet", as.list(paths), top_k = as.integer(top_k),
                       batch_size = as.integer(batch_size), device = device,
                       progress = progress_callback(verbose, "Tagging"))
-  out <- tibble::tibble(path = col_of(cols$path), tag = col_of(cols$tag),
-                        confidence = col_of(cols$confidence, "dbl"),
-                        source = "efficientnet_lite0 (ImageNet-1k)")
+  cols$source <- "efficientnet_lite0 (ImageNet-1k)"
+  out <- as_schema(cols, "tags")
   warn_unreadable(out$path, col_of(cols$problem), "kept with {.code NA} tags")
   out
 }
@@ -138,9 +137,7 @@ read_rekognition <- function(file) {
     tv_abort(c("Can't find {length(missing)} file{?s}:", bullets_of(missing)), class = "path_not_found")
   }
   dplyr::bind_rows(lapply(file, function(f) {
-    cols <- engine_call("tags.read_rekognition", normalizePath(f))
-    tibble::tibble(path = col_of(cols$path), tag = col_of(cols$tag),
-                   confidence = col_of(cols$confidence, "dbl"), source = col_of(cols$source))
+    as_schema(engine_call("tags.read_rekognition", normalizePath(f)), "tags")
   }))
 }
 

@@ -7,6 +7,7 @@
 # is timed `reps` times after a warm-up, and the best time counts.
 # Usage: Rscript bench/detect_objects.R [n_photos] [long_side] [reps]
 if (file.exists("DESCRIPTION")) pkgload::load_all(".", quiet = TRUE) else library(tidyvision)
+source(file.path("bench", "fixtures.R"))
 args <- commandArgs(trailingOnly = TRUE)
 n <- if (length(args) >= 1) as.integer(args[1]) else 96L
 long_side <- if (length(args) >= 2) as.integer(args[2]) else 1024L
@@ -15,7 +16,7 @@ reps <- if (length(args) >= 3) as.integer(args[3]) else 2L
 engine <- tidyvision:::engine
 src <- list.files(system.file("extdata", "images", package = "tidyvision"), recursive = TRUE, full.names = TRUE)
 root <- tempfile("bench-detect-")
-paths <- unlist(engine$testing$make_bench_copies(src, root, n, long_side = long_side))
+paths <- unlist(bench_fixtures()$make_bench_copies(src, root, n, long_side = long_side))
 ul <- engine$detect$ultralytics_module()
 weights <- file.path(root, "yolov8n-random.pt")
 ul$YOLO("yolov8n.yaml")$save(weights)

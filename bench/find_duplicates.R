@@ -5,6 +5,7 @@
 # its source's group.
 # Usage: Rscript bench/find_duplicates.R [n_files] [long_side]
 if (file.exists("DESCRIPTION")) pkgload::load_all(".", quiet = TRUE) else library(tidyvision)
+source(file.path("bench", "fixtures.R"))
 args <- commandArgs(trailingOnly = TRUE)
 n <- if (length(args) >= 1) as.integer(args[1]) else 10000L
 long_side <- if (length(args) >= 2) as.integer(args[2]) else 800L
@@ -12,7 +13,7 @@ src <- list.files(system.file("extdata", "images", package = "tidyvision"),
                   recursive = TRUE, full.names = TRUE)
 root <- tempfile("bench-duplicates-")
 t_build <- system.time(
-  paths <- unlist(tidyvision:::engine$testing$make_bench_copies(src, root, n, long_side = long_side))
+  paths <- unlist(bench_fixtures()$make_bench_copies(src, root, n, long_side = long_side))
 )[["elapsed"]]
 cat(sprintf("built %d photos (long side <= %d px, %.0f MB) in %.1f s\n", n, long_side,
             sum(file.size(paths)) / 1e6, t_build))

@@ -13,7 +13,8 @@ import pytest
 # Keep ultralytics' settings and any weights out of the user's cache.
 os.environ.setdefault("TIDYVISION_CACHE_DIR", tempfile.mkdtemp(prefix="tidyvision-cache-"))
 
-from tidyvision import detect, detect_train, testing  # noqa: E402
+import fixtures  # noqa: E402
+from tidyvision import detect, detect_train  # noqa: E402
 from tidyvision.errors import TidyvisionError  # noqa: E402
 
 ENGINE = str(Path(__file__).resolve().parents[2] / "inst" / "python")
@@ -36,8 +37,8 @@ def boxes_of(out, path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("shapes")
-    shapes = testing.make_shapes(root / "images", n=24, n_empty=2)
-    classes = list(testing.SHAPES)
+    shapes = fixtures.make_shapes(root / "images", n=24, n_empty=2)
+    classes = list(fixtures.SHAPES)
     splits = ["train"] * 20 + ["val"] * 6
     has = [k for k, c in enumerate(shapes["class"]) if c is not None]
     ds = detect_train.write_dataset(
@@ -99,7 +100,7 @@ def test_boxes_are_pixels_inside_the_image_and_empty_images_are_kept(trained):
 
 def test_boxes_follow_the_exif_orientation(trained, tmp_path):
     src = trained["shapes"]["path"][2]
-    turned = testing.exif_rotated_copy(src, tmp_path / "turned.jpg", orientation=6)
+    turned = fixtures.exif_rotated_copy(src, tmp_path / "turned.jpg", orientation=6)
     out = detect.detect([src, turned], trained["fit"]["weights"], confidence=0.1)
     a, b = boxes_of(out, src), boxes_of(out, turned)
     assert a and b and a[0][0] == b[0][0]
@@ -159,8 +160,8 @@ def test_a_local_file_by_bare_name_is_used_without_download(trained, monkeypatch
 
 
 def test_data_yaml_is_copied_with_absolute_paths_and_no_download_script(tmp_path):
-    shapes = testing.make_shapes(tmp_path / "src", n=4)
-    yaml_path = Path(testing.write_yolo_folder(tmp_path / "yolo", shapes))
+    shapes = fixtures.make_shapes(tmp_path / "src", n=4)
+    yaml_path = Path(fixtures.write_yolo_folder(tmp_path / "yolo", shapes))
     yaml_path.write_text(yaml_path.read_text() + "download: |\n  import os; os.system('touch pwned')\n")
     copied = json.loads(Path(detect_train.copy_data_yaml(yaml_path, tmp_path / "run")).read_text())
     assert copied["train"] == copied["val"] == str((tmp_path / "yolo" / "images").resolve())
@@ -172,7 +173,7 @@ def test_data_yaml_is_copied_with_absolute_paths_and_no_download_script(tmp_path
 
 
 def test_boxes_outside_the_image_are_refused(tmp_path):
-    shapes = testing.make_shapes(tmp_path / "src", n=2)
+    shapes = fixtures.make_shapes(tmp_path / "src", n=2)
     with pytest.raises(TidyvisionError, match="not inside the image .*128 x 128") as e:
         detect_train.write_dataset(tmp_path / "ds", shapes["path"], ["train", "val"], [0], [0],
                                    [10], [10], [200], [50], ["square"])
@@ -193,11 +194,13 @@ OFFLINE_SCRIPT = textwrap.dedent("""
     socket.create_connection = refuse("create_connection")
     sys.path.insert(0, sys.argv[1])
     from pathlib import Path
-    from tidyvision import detect, detect_train, testing
+    sys.path.insert(0, str(Path(sys.argv[1]).parents[1] / "tests" / "python"))
+    from tidyvision import detect, detect_train
+    import fixtures
     from tidyvision.errors import TidyvisionError
     root = Path(sys.argv[2])
-    shapes = testing.make_shapes(root / "src", n=4, size=(64, 64))
-    data = testing.write_yolo_folder(root / "yolo", shapes)
+    shapes = fixtures.make_shapes(root / "src", n=4, size=(64, 64))
+    data = fixtures.write_yolo_folder(root / "yolo", shapes)
     # A labels.cache is a pickle: one that runs code when loaded must stay unread.
     import numpy as np
     class Planted:

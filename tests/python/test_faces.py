@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tidyvision import faces, testing
+from tidyvision import faces
+import fixtures
 from tidyvision.errors import TidyvisionError
 
 FACES = Path(__file__).resolve().parents[2] / "inst" / "extdata" / "faces"
@@ -81,7 +82,7 @@ def test_boxes_are_clipped_to_the_image(tmp_path):
 
 
 def test_boxes_are_in_displayed_pixels_for_exif_rotated_files(tmp_path):
-    rotated = testing.exif_rotated_copy(ASTRONAUT, tmp_path / "rotated.jpg")
+    rotated = fixtures.exif_rotated_copy(ASTRONAUT, tmp_path / "rotated.jpg")
     a, b = rows(faces.detect([ASTRONAUT, rotated]))
     assert iou([a[k] for k in ("xmin", "ymin", "xmax", "ymax")],
                [b[k] for k in ("xmin", "ymin", "xmax", "ymax")]) > 0.8
@@ -98,7 +99,7 @@ def test_unreadable_and_faceless_images_keep_one_row(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
     blank = tmp_path / "blank.png"
-    testing.photo_like(1, (120, 90)).save(blank)
+    fixtures.photo_like(1, (120, 90)).save(blank)
     found = rows(faces.detect([str(bad), str(blank), ASTRONAUT]))
     assert [r["face"] for r in found] == [None, None, 1]
     assert "UnidentifiedImageError" in found[0]["problem"]
@@ -114,7 +115,7 @@ def test_cnn_detector_finds_the_face(tmp_path):
 
 
 def test_augmented_copies_embed_close_and_another_person_far(tmp_path):
-    paths = [ASTRONAUT] + testing.face_variants(ASTRONAUT, tmp_path) + [str(FACES / "biden.jpg")]
+    paths = [ASTRONAUT] + fixtures.face_variants(ASTRONAUT, tmp_path) + [str(FACES / "biden.jpg")]
     found = rows(faces.detect(paths))
     assert [r["face"] for r in found] == [1] * len(paths)
     emb = faces.embed([r["path"] for r in found], boxes_of(found))["embedding"]
@@ -133,7 +134,7 @@ def test_rows_without_a_box_embed_as_nan():
 
 
 def test_anonymize_changes_only_the_face(tmp_path):
-    src = testing.write_copy(ASTRONAUT, tmp_path / "astronaut.png", "png")
+    src = fixtures.write_copy(ASTRONAUT, tmp_path / "astronaut.png", "png")
     before = np.asarray(Image.open(src), dtype=np.int16)
     box = next(r for r in rows(faces.detect([src])))
     for method in faces.METHODS:
@@ -157,7 +158,7 @@ def test_anonymize_uses_given_boxes_and_reports_every_image(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"")
     blank = tmp_path / "blank.png"
-    testing.photo_like(2, (80, 60)).save(blank)
+    fixtures.photo_like(2, (80, 60)).save(blank)
     paths = [ASTRONAUT, str(bad), str(blank)]
     outputs = [str(tmp_path / "out" / Path(p).name) for p in paths]
     res = faces.anonymize(paths, outputs, boxes=[[[0, 0, 10, 10], [20, 20, 40, 40]], [], []])
@@ -201,3 +202,14 @@ def test_progress_is_reported_from_the_calling_thread():
     assert ticks[-1][:2] == (5, 5)
     assert [t[0] for t in ticks] == sorted(t[0] for t in ticks)
     assert {t[2] for t in ticks} == {main}
+
+
+def test_loaded_models_are_in_the_engine_cache_and_can_be_freed():
+    from tidyvision import cache
+    cache.clear("faces")
+    faces.detect([ASTRONAUT], model="cnn", upsample=0)
+    info = cache.describe()
+    held = dict(zip(info["space"], info["bytes"]))
+    assert held["faces"] >= os.path.getsize(faces.model_file("cnn"))
+    assert cache.clear("faces") == held["faces"]
+    assert "faces" not in cache.describe()["space"]

@@ -3,22 +3,23 @@ import pytest
 import torch
 from PIL import Image
 
-from tidyvision import backbones, cache, classifier, config, fine_tune, images, testing, transforms
+from tidyvision import backbones, cache, classifier, config, fine_tune, images, transforms
+import fixtures
 from tidyvision.errors import TidyvisionError
 
 
 @pytest.fixture(scope="module")
 def separable(tmp_path_factory):
     root = tmp_path_factory.mktemp("sep")
-    train = testing.make_class_folder(root, n_per_class=8, split="train", seed=0)
-    val = testing.make_class_folder(root, n_per_class=4, split="val", seed=1)
+    train = fixtures.make_class_folder(root, n_per_class=8, split="train", seed=0)
+    val = fixtures.make_class_folder(root, n_per_class=4, split="val", seed=1)
     label = lambda ps: [0 if "/blue/" in p else 1 for p in ps]  # noqa: E731
     return train, label(train), val, label(val)
 
 
 @pytest.mark.parametrize("mode", transforms.RESIZE_MODES)
 def test_resize_modes_give_square_images(mode):
-    im = testing.photo_like(1, (90, 50))
+    im = fixtures.photo_like(1, (90, 50))
     assert transforms.resize_image(im, mode, 32).size == (32, 32)
 
 
@@ -29,7 +30,7 @@ def test_pad_keeps_the_whole_image_with_black_bars():
 
 
 def test_random_crops_follow_the_generator():
-    base = transforms.to_tensor_u8(transforms.train_base(testing.photo_like(2, (80, 60)), 64))
+    base = transforms.to_tensor_u8(transforms.train_base(fixtures.photo_like(2, (80, 60)), 64))
     a = transforms.augment_batch([base] * 4, 32, torch.Generator().manual_seed(5))
     b = transforms.augment_batch([base] * 4, 32, torch.Generator().manual_seed(5))
     assert a.shape == (4, 3, 32, 32) and a.dtype == torch.uint8
@@ -41,8 +42,8 @@ def test_training_crops_come_from_the_photo_at_up_to_twice_the_input_size():
     assert transforms.train_side(224, 400) == 448
     assert transforms.train_side(224, 10 ** 6) == transforms.rescale_side(224)  # memory bound
     assert 256 < transforms.train_side(224, 8000) < 448
-    assert transforms.train_base(testing.photo_like(1, (1200, 900)), 448).size == (597, 448)
-    small = testing.photo_like(1, (300, 200))
+    assert transforms.train_base(fixtures.photo_like(1, (1200, 900)), 448).size == (597, 448)
+    small = fixtures.photo_like(1, (300, 200))
     assert transforms.train_base(small, 448) is small  # never enlarged
 
 
@@ -63,14 +64,14 @@ def test_cpu_inference_runs_a_few_images_per_pass_with_the_same_result():
 def test_fingerprint_follows_file_contents_and_labels_not_order(tmp_path):
     paths = []
     for i in range(3):
-        testing.photo_like(i).save(tmp_path / f"{i}.png")
+        fixtures.photo_like(i).save(tmp_path / f"{i}.png")
         paths.append(str(tmp_path / f"{i}.png"))
     digests = fine_tune.Loaded(paths, transforms.to_tensor_u8, None, hash_files=True).digests
     assert digests == [images.file_sha256(p) for p in paths]
     base = fine_tune.fingerprint(digests, [0, 1, 1])
     assert fine_tune.fingerprint(digests[::-1], [1, 1, 0]) == base
     assert fine_tune.fingerprint(digests, [0, 1, 0]) != base
-    testing.photo_like(9).save(paths[0])
+    fixtures.photo_like(9).save(paths[0])
     changed = fine_tune.Loaded(paths, transforms.to_tensor_u8, None, hash_files=True).digests
     assert fine_tune.fingerprint(changed, [0, 1, 1]) != base
 

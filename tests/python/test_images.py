@@ -2,14 +2,15 @@ from pathlib import Path
 
 import pytest
 
-from tidyvision import images, testing
+from tidyvision import images
+import fixtures
 from tidyvision.errors import TidyvisionError
 
 
 @pytest.fixture(scope="module")
 def odd(tmp_path_factory):
     root = tmp_path_factory.mktemp("odd")
-    testing.make_odd_folder(root)
+    fixtures.make_odd_folder(root)
     cols = images.list_images(str(root))
     return {Path(p).name: {k: v[i] for k, v in cols.items()} for i, p in enumerate(cols["path"])}
 
@@ -34,7 +35,7 @@ def test_bad_files(odd, name, word):
 
 
 def test_every_odd_mode_decodes_to_rgb(tmp_path):
-    testing.make_odd_folder(tmp_path)
+    fixtures.make_odd_folder(tmp_path)
     for name in ["cmyk.jpg", "sixteen.png", "palette.gif", "alpha.png", "gray.png", "rotated.jpg"]:
         path = next(tmp_path.rglob(name))
         im = images.load_rgb(str(path))
@@ -59,8 +60,8 @@ def test_macos_metadata_is_not_an_image():
 
 
 def test_list_files_labels_from_folders_below_the_common_one(tmp_path):
-    paths = (testing.make_class_folder(tmp_path, n_per_class=1, size=16, split="train")
-             + testing.make_class_folder(tmp_path, n_per_class=1, size=16, split="val"))
+    paths = (fixtures.make_class_folder(tmp_path, n_per_class=1, size=16, split="train")
+             + fixtures.make_class_folder(tmp_path, n_per_class=1, size=16, split="val"))
     cols = images.list_files(paths + [str(tmp_path / "notes.txt")])
     assert cols["path"] == paths
     assert cols["label"] == ["red", "blue", "red", "blue"]

@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tidyvision import prepare, testing
+from tidyvision import prepare
+import fixtures
 from tidyvision.errors import TidyvisionError
 
 EXTDATA = Path(__file__).resolve().parents[2] / "inst" / "extdata" / "images"
@@ -19,7 +20,7 @@ def copies(tmp_path_factory):
     out = {}
     for kind in KINDS:
         ext = "png" if kind == "png" else "jpg"
-        out[kind] = [testing.write_copy(p, root / f"{k:03d}_{kind}.{ext}", kind)
+        out[kind] = [fixtures.write_copy(p, root / f"{k:03d}_{kind}.{ext}", kind)
                      for k, p in enumerate(PHOTOS)]
     return out
 
@@ -139,7 +140,7 @@ def test_progress_is_reported_per_batch(monkeypatch):
 
 def test_tiny_images_hash(tmp_path):
     path = os.fspath(tmp_path / "one.png")
-    testing.photo_like(1, (1, 1)).save(path)
+    fixtures.photo_like(1, (1, 1)).save(path)
     out = prepare.find_duplicates([path, path])
     assert out["problem"] == [None, None]
     assert out["group"][0] == out["group"][1] and out["distance"] == [0, 0]

@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tidyvision import tags, testing
+from tidyvision import tags
+import fixtures
 from tidyvision.errors import TidyvisionError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "testthat" / "fixtures" / "rekognition"
@@ -38,7 +39,7 @@ def test_imagenet_tags_a_shipped_photo_and_keeps_an_unreadable_one(tmp_path):
 
 
 def test_imagenet_top_k_is_capped_and_batches_agree(tmp_path):
-    paths = testing.make_class_folder(tmp_path, n_per_class=3, size=48)
+    paths = fixtures.make_class_folder(tmp_path, n_per_class=3, size=48)
     one = tags.imagenet(paths, top_k=2, batch_size=1)
     many = tags.imagenet(paths, top_k=2, batch_size=32)
     assert one["tag"] == many["tag"]

@@ -8,5 +8,9 @@ skip_if_no_engine <- function() {
   testthat::skip("The tidyvision Python engine is not installed.")
 }
 
-# The engine's fixture builders (Pillow), shared with the pytest suite.
-fixtures <- function() tidyvision:::engine$testing
+# The fixture builders (Pillow), shared with the pytest suite; they live with
+# the tests (tests/python/fixtures.py), not in the engine users install.
+fixtures <- function(convert = TRUE) {
+  tidyvision:::engine_call("config.versions")  # the engine first: fixtures import it
+  reticulate::import_from_path("fixtures", testthat::test_path("..", "python"), convert = convert)
+}

@@ -170,3 +170,12 @@ test_that("plot_detections() colours a class alike in every figure, repels label
   expect_true(has_legend(both))
   expect_false(has_legend(squares))
 })
+
+test_that("detect_objects() shows a progress bar that reaches the end", {
+  skip_if_no_engine()
+  withr::local_options(cli.progress_show_after = 0, cli.dynamic = FALSE)
+  paths <- shape_boxes()$path[1:3]
+  expect_snapshot(found <- detect_objects(paths, shape_detector(), verbose = TRUE),
+                  transform = scrub_progress)
+  expect_equal(unique(found$path), paths)
+})

@@ -78,10 +78,12 @@ test_that("the CNN detector finds a face where HOG does", {
   expect_gt(iou(box_of(cnn), box_of(detect_faces(face_photo("obama_speech")))), 0.5)
 })
 
-test_that("detect_faces() can show a progress bar", {
+test_that("detect_faces() shows a progress bar that reaches the end", {
   skip_if_no_engine()
   withr::local_options(cli.progress_show_after = 0, cli.dynamic = FALSE)
-  expect_no_error(suppressMessages(detect_faces(face_photos()[1:2], verbose = TRUE)))
+  expect_snapshot(found <- detect_faces(face_photos()[1:2], model = "hog", verbose = TRUE),
+                  transform = scrub_progress)
+  expect_equal(unique(found$path), unname(face_photos()[1:2]))
 })
 
 # crop_faces() ---------------------------------------------------------------

@@ -285,3 +285,11 @@ test_that("a class too small for every split is named in a classed warning", {
   expect_no_warning(split_images(images[1:20, ]))
   expect_no_warning(split_images(images, strata = NULL))
 })
+
+test_that("find_duplicates() shows a progress bar that reaches the end", {
+  skip_if_no_engine()
+  withr::local_options(cli.progress_show_after = 0, cli.dynamic = FALSE)
+  paths <- dir(system.file("extdata", "images", "tools", package = "tidyvision"), full.names = TRUE)[1:4]
+  expect_snapshot(dups <- find_duplicates(paths, verbose = TRUE), transform = scrub_progress)
+  expect_equal(nrow(dups), 4)
+})

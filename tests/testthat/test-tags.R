@@ -181,3 +181,11 @@ test_that("a detector tags each image once per class found", {
     else expect_true(is.na(tags$tag[tags$path == p]))
   }
 })
+
+test_that("autotag() shows a progress bar that reaches the end", {
+  skip_if_no_engine()
+  withr::local_options(cli.progress_show_after = 0, cli.dynamic = FALSE)
+  paths <- dir(system.file("extdata", "images", "animals", package = "tidyvision"), full.names = TRUE)[1:3]
+  expect_snapshot(tags <- autotag(paths, top_k = 1, verbose = TRUE), transform = scrub_progress)
+  expect_equal(nrow(tags), 3)
+})

@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "cache", "config", "errors", "images", "prepare", "fine_tune", "backbones",
-    "detect", "detect_train", "faces", "tags", "testing", "transforms", "classifier", "bridge",
+    "detect", "detect_train", "faces", "tags", "transforms", "classifier", "bridge",
 }
 
 

@@ -5,13 +5,13 @@ frozen-body features, loaded models), with a size budget that R can read
 Each entry lives in a named space ("decoded", "features", "classifier", ...)
 that keeps at most ``keep`` entries, the most recently used; past the byte
 budget the least recently used entries of any space go first. Sizes are
-measured, not guessed: NumPy arrays and torch tensors by their bytes, torch
+measured when asked for (a pool of model copies grows after it is stored),
+not guessed: NumPy arrays and torch tensors by their bytes, torch
 modules by their parameters and buffers, anything else by what its
 ``cache_nbytes`` attribute says (0 if it has none).
 """
 import gc
 import threading
-import time
 from collections import OrderedDict
 
 GiB = 1024 ** 3
@@ -21,7 +21,7 @@ DEFAULT_BUDGET = 3 * GiB
 class Cache:
     def __init__(self, budget=DEFAULT_BUDGET):
         self.budget = int(budget)
-        self._entries = OrderedDict()  # (space, key) -> (value, nbytes, stored_at)
+        self._entries = OrderedDict()  # (space, key) -> value
         self._lock = threading.RLock()
 
     def get(self, space, key, compute, keep=1):
@@ -29,14 +29,13 @@ class Cache:
         entries of the space are dropped before computing, so their memory is
         free for the new one."""
         with self._lock:
-            hit = self._entries.get((space, key))
-            if hit is not None:
+            if (space, key) in self._entries:
                 self._entries.move_to_end((space, key))
-                return hit[0]
+                return self._entries[(space, key)]
             self._trim_space(space, keep - 1)
         value = compute()
         with self._lock:
-            self._entries[(space, key)] = (value, nbytes(value), time.time())
+            self._entries[(space, key)] = value
             self._trim_budget()
         return value
 
@@ -44,7 +43,7 @@ class Cache:
         """Drop every entry (or one space's); returns the bytes freed."""
         with self._lock:
             gone = [k for k in self._entries if space is None or k[0] == space]
-            freed = sum(self._entries.pop(k)[1] for k in gone)
+            freed = sum(nbytes(self._entries.pop(k)) for k in gone)
         give_back_memory()
         return freed
 
@@ -52,9 +51,9 @@ class Cache:
         """Columns for R: one row per space with entries and bytes."""
         with self._lock:
             spaces = {}
-            for (space, _), (_, size, _) in self._entries.items():
+            for (space, _), value in self._entries.items():
                 n, b = spaces.get(space, (0, 0))
-                spaces[space] = (n + 1, b + size)
+                spaces[space] = (n + 1, b + nbytes(value))
         names = sorted(spaces)
         return {"space": names, "entries": [spaces[s][0] for s in names],
                 "bytes": [float(spaces[s][1]) for s in names], "budget": float(self.budget)}
@@ -73,7 +72,7 @@ class Cache:
     def _trim_budget(self):
         # The newest entry stays even when it alone is over the budget: it
         # was just computed and is about to be used.
-        while len(self._entries) > 1 and sum(e[1] for e in self._entries.values()) > self.budget:
+        while len(self._entries) > 1 and sum(map(nbytes, self._entries.values())) > self.budget:
             self._entries.popitem(last=False)
 
 

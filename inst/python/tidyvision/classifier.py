@@ -4,7 +4,6 @@ Building, predicting and the weights file. Weights live in safetensors files;
 loaded models are cached by path and modification time so repeated predict()
 calls don't rebuild them.
 """
-import logging
 import os
 
 import numpy as np
@@ -14,7 +13,6 @@ from .backbones import build_backbone, split_head
 from .cache import CACHE
 from .errors import check
 
-log = logging.getLogger(__name__)
 
 
 def _module():

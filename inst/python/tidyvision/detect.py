@@ -9,6 +9,7 @@ integrations in training. Weights given by name ("yolov8n.pt") are downloaded on
 are not on disk and the machine is online; offline, that is a quick classed
 error. Training lives in detect_train.py.
 """
+import functools
 import logging
 import os
 import socket
@@ -17,11 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import config, images
+from .cache import CACHE
 from .errors import TidyvisionError, check
 
 log = logging.getLogger(__name__)
-_MODELS = {}
-_READY = []
 ASSETS_URL = "https://github.com/ultralytics/assets/releases"
 INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
 # Tasks whose results carry axis-aligned boxes.
@@ -55,10 +55,10 @@ def weights_dir():
     return cache_dir("weights")
 
 
+@functools.lru_cache(maxsize=1)
 def ultralytics_module():
-    """ultralytics, imported once with the network switched off."""
-    if _READY:
-        return _READY[0]
+    """ultralytics, imported and set up once with the network switched off
+    (a one-time setup, not memory to give back: see cache.py for that)."""
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "False"
     os.environ.setdefault("YOLO_VERBOSE", "False")
@@ -80,7 +80,6 @@ def ultralytics_module():
         module.check_font = _local_font
     dataset.save_dataset_cache_file = _no_cache_file
     dataset.load_dataset_cache_file = _no_cache_load
-    _READY.append(ultralytics)
     return ultralytics
 
 
@@ -188,7 +187,8 @@ def load_model(model):
     """A YOLO model for a name or path, cached by file and modification time."""
     weights = resolve_weights(model)
     key = (weights, os.path.getmtime(weights))
-    if key not in _MODELS:
+
+    def load():
         YOLO = ultralytics_module().YOLO
         try:
             yolo = YOLO(weights)
@@ -199,9 +199,8 @@ def load_model(model):
                 "Give a YOLO .pt file saved by ultralytics.") from None
         check(yolo.task in BOX_TASKS, "bad_argument",
               f"{weights} is a YOLO {yolo.task} model; detection needs a detect model such as yolov8n.pt.")
-        _MODELS.clear()  # keep one model: a laptop's memory is the limit
-        _MODELS[key] = yolo
-    return _MODELS[key]
+        return yolo
+    return CACHE.get("detector", key, load)
 
 
 def model_info(model):

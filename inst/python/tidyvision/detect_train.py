@@ -8,7 +8,6 @@ differently (EXIF-rotated, or a format it does not read).
 """
 import csv
 import json
-import logging
 import os
 import shutil
 import time
@@ -18,7 +17,6 @@ from . import images
 from .detect import resolve_weights, torch_state, ultralytics_module, yolo_device
 from .errors import TidyvisionError, check
 
-log = logging.getLogger(__name__)
 TINY = "yolov8-tiny.yaml"
 # Formats ultralytics reads (ultralytics.data.utils.IMG_FORMATS, less the rare ones).
 YOLO_FORMATS = {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"}

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import numpy as np
 from PIL import Image, ImageFilter
 
+from .cache import CACHE
 from .errors import TidyvisionError, check
 from .images import default_workers, parallel_map, try_load_rgb
 
@@ -86,8 +87,14 @@ class _Pool:
             with self._lock:
                 self._free.append(model)
 
+    @property
+    def cache_nbytes(self):
+        """The copies' size in memory, taken as their model file's size."""
+        if self._kind == "hog" or not self._free:
+            return 0
+        return len(self._free) * os.path.getsize(model_file(self._kind))
 
-_POOLS = {}
+
 _POOLS_LOCK = threading.Lock()
 
 
@@ -103,9 +110,8 @@ def _maker(kind):
 
 def _borrow(kind):
     with _POOLS_LOCK:
-        if kind not in _POOLS:
-            _POOLS[kind] = _Pool(kind, _maker(kind))
-    return _POOLS[kind].borrow()
+        pool = CACHE.get("faces", kind, lambda: _Pool(kind, _maker(kind)), keep=4)
+    return pool.borrow()
 
 
 def _require(kinds):

@@ -10,7 +10,6 @@ except small CPU batches: see Trainer), and ``train_layers = "head"`` runs the
 frozen body once and trains on its features.
 """
 import hashlib
-import logging
 import time
 from dataclasses import asdict, dataclass
 
@@ -21,7 +20,6 @@ from .cache import CACHE
 from .classifier import build_classifier, eval_loader, save_weights
 from .errors import check
 
-log = logging.getLogger(__name__)
 SMALL_BATCH = 16
 
 

@@ -16,7 +16,6 @@ import csv
 import functools
 import io
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,6 @@ from .backbones import LITE0, build_backbone
 from .cache import CACHE
 from .errors import TidyvisionError, check
 
-log = logging.getLogger(__name__)
 IMAGENET_SOURCE = "efficientnet_lite0 (ImageNet-1k)"
 LABELS_SOURCE = "Amazon Rekognition DetectLabels"
 CELEBS_SOURCE = "Amazon Rekognition RecognizeCelebrities"

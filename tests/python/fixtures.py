@@ -123,7 +123,7 @@ def _bench_copy(args):
 def make_bench_copies(sources, root, n, seed=1, long_side=800, workers=None):
     """``n`` JPEG near-copies of ``sources`` (copy i from source i % len):
     randomly cropped, tinted, resized and re-encoded so no two hash alike."""
-    from .images import parallel_map
+    from tidyvision.images import parallel_map
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     sources = list(sources)
@@ -257,7 +257,7 @@ def exif_rotated_copy(src, dst, orientation=6):
 
 def pixels(path):
     """The decoded RGB pixels of ``path`` (h, w, 3, uint8), upright."""
-    from .images import load_rgb
+    from tidyvision.images import load_rgb
     return np.asarray(load_rgb(path))
 
 
@@ -265,7 +265,7 @@ def body_change(weights_path, backbone, n_classes):
     """The largest absolute difference between the body weights in a saved
     classifier and the backbone's pretrained ones (0 after head-only training)."""
     from safetensors.torch import load_file
-    from .classifier import build_classifier
+    from tidyvision.classifier import build_classifier
     saved = load_file(str(weights_path))
     pretrained = build_classifier(backbone, int(n_classes), pretrained=True).state_dict()
     body = [k for k in pretrained if k.startswith("body.")]
