@@ -8,7 +8,12 @@
 #' @keywords internal
 #' @importFrom rlang caller_env .data %||%
 #' @importFrom generics augment
+#' @importFrom stats predict
 "_PACKAGE"
+
+# Column names used as tidy-evaluation defaults (`label`, `.pred_class`) or
+# in dplyr verbs.
+utils::globalVariables(c(".pred_class", "label", "tagged"))
 
 # The Python engine, imported on first use (delay_load), never at load time.
 engine <- NULL
