@@ -84,10 +84,7 @@ image_source <- function(path, call = caller_env()) {
   full <- expand_paths(path)
   if (length(path) == 1 && dir.exists(full)) return(list(root = full))
   gone <- !file.exists(full)
-  if (any(gone)) {
-    tv_abort(c("Can't find {.path {path[gone]}}.", i = "Check the spelling and the working directory ({.path {getwd()}})."),
-             class = "path_not_found", call = call)
-  }
+  if (any(gone)) abort_not_found(path[gone], call)
   if (any(dir.exists(full))) {
     tv_abort(c("{.arg path} must be one folder or image files, not several folders.",
                x = "Folders: {.path {path[dir.exists(full)]}}."), class = "bad_argument", call = call)
@@ -95,15 +92,17 @@ image_source <- function(path, call = caller_env()) {
   list(files = full, root = common_parent(dirname(full)))
 }
 
+abort_not_found <- function(path, call) {
+  tv_abort(c("Can't find {.path {path}}.", i = "Check the spelling and the working directory ({.path {getwd()}})."),
+           class = "path_not_found", call = call)
+}
+
 check_folder <- function(path, arg = rlang::caller_arg(path), call = caller_env()) {
   if (!rlang::is_string(path)) {
     tv_abort("{.arg {arg}} must be a single folder path, not {.obj_type_friendly {path}}.",
              class = "bad_argument", call = call)
   }
-  if (!file.exists(path)) {
-    tv_abort(c("Can't find {.path {path}}.", i = "Check the spelling and the working directory ({.path {getwd()}})."),
-             class = "path_not_found", call = call)
-  }
+  if (!file.exists(path)) abort_not_found(path, call)
   if (!dir.exists(path)) {
     tv_abort(c("{.arg {arg}} must be a folder, but {.path {path}} is a file.",
                i = "Give the folder that holds the images."),
