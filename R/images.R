@@ -111,8 +111,12 @@ check_folder <- function(path, arg = rlang::caller_arg(path), call = caller_env(
   normalizePath(path)
 }
 
-# Paths from a character vector or a data frame with a `path` column.
+# Paths from a character vector, a data frame with a `path` column, or one
+# folder (its images, listed by the engine without reading them).
 image_paths <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  if (is.character(x) && length(x) == 1 && !is.na(x) && dir.exists(x)) {
+    return(expand_paths(as.character(engine_call("images.find_image_paths", expand_paths(x), call = call))))
+  }
   if (is.data.frame(x)) {
     if (!"path" %in% names(x)) {
       tv_abort(c("{.arg {arg}} has no {.field path} column.",
