@@ -368,51 +368,6 @@ box_lists <- function(faces) {
   lapply(unclass(faces[box_columns]), function(x) as.list(as.double(x)))
 }
 
-# Where copies of `paths` go in `dir`: the same sub-folders below the
-# images' common parent folder, so two images with one name never collide.
-# Missing files (never written) don't count towards that parent.
-mirror_paths <- function(paths, dir) {
-  full <- absolute_path(paths)
-  present <- file.exists(full)
-  root <- common_parent(dirname(full[if (any(present)) present else TRUE]))
-  inside <- startsWith(full, paste0(sub("/$", "", root), "/"))
-  file.path(absolute_path(dir), ifelse(inside, substring(full, nchar(root) + 2), basename(full)))
-}
-
-absolute_path <- function(x) {
-  x <- normalizePath(x, winslash = "/", mustWork = FALSE)
-  relative <- !grepl("^(/|[A-Za-z]:/)", x)
-  x[relative] <- file.path(normalizePath(getwd(), winslash = "/"), x[relative])
-  x
-}
-
-common_parent <- function(dirs) {
-  parts <- strsplit(unique(dirs), "/", fixed = TRUE)
-  first <- parts[[1]]
-  k <- 0
-  while (k < min(lengths(parts)) && all(vapply(parts, `[`, "", k + 1) == first[k + 1])) k <- k + 1
-  paste(first[seq_len(k)], collapse = "/")
-}
-
-check_outputs <- function(inputs, outputs, overwrite, call = caller_env()) {
-  if (anyDuplicated(outputs)) {
-    tv_abort(c("Two faces or images would be written to the same file:",
-               bullets_of(unique(outputs[duplicated(outputs)]))),
-             class = "bad_argument", call = call)
-  }
-  same <- outputs %in% absolute_path(inputs)
-  if (any(same)) {
-    tv_abort(c("{.arg dir} would replace the images themselves:", bullets_of(outputs[same]),
-               i = "Write the copies to another folder."), class = "bad_argument", call = call)
-  }
-  existing <- outputs[file.exists(outputs)]
-  if (length(existing) > 0 && !overwrite) {
-    tv_abort(c("{length(existing)} file{?s} already exist{?s/} in {.arg dir}; nothing was written:",
-               bullets_of(existing), i = "Use {.code overwrite = TRUE} to replace them, or another {.arg dir}."),
-             class = "exists", call = call)
-  }
-}
-
 check_faces <- function(faces, columns, arg = rlang::caller_arg(faces), call = caller_env()) {
   if (!is.data.frame(faces)) {
     tv_abort(c("{.arg {arg}} must be a tibble of faces, not {.obj_type_friendly {faces}}.",
@@ -422,17 +377,6 @@ check_faces <- function(faces, columns, arg = rlang::caller_arg(faces), call = c
   if (length(missing) > 0) {
     tv_abort(c("{.arg {arg}} has no {.field {missing}} column{?s}.",
                i = "Use a tibble from {.fn detect_faces}."), class = "missing_column", call = call)
-  }
-}
-
-check_output_dir <- function(dir, call = caller_env()) {
-  if (!rlang::is_string(dir) || is.na(dir) || !nzchar(dir)) {
-    tv_abort("{.arg dir} must be a folder path, not {.obj_type_friendly {dir}}.",
-             class = "bad_argument", call = call)
-  }
-  if (file.exists(dir) && !dir.exists(dir)) {
-    tv_abort("{.arg dir} must be a folder, but {.path {dir}} is a file.",
-             class = "not_a_directory", call = call)
   }
 }
 

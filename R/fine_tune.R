@@ -183,11 +183,12 @@ labelled_rows <- function(images, label_col, call = caller_env()) {
   images[!missing, , drop = FALSE]
 }
 
-# Split names as people and folder layouts spell them, made one: the same
-# aliases image_files() accepts for split folders. Anything else is NA.
+# Split names as people and folder layouts spell them, made one: the
+# aliases image_files() accepts for split folders (one file, read by the
+# engine too). Anything else is NA.
 normalize_split <- function(x) {
-  aliases <- c(train = "train", training = "train", val = "val", valid = "val",
-               validation = "val", test = "test", testing = "test")
+  aliases <- unlist(jsonlite::read_json(system.file("python", "tidyvision", "split_aliases.json",
+                                                    package = "tidyvision", mustWork = TRUE)))
   unname(aliases[tolower(trimws(as.character(x)))])
 }
 

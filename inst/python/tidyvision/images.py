@@ -1,5 +1,6 @@
 """Listing image files by their headers, and decoding them to RGB once."""
 import hashlib
+import json
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -12,11 +13,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import check
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
-SPLIT_FOLDERS = {
-    "train": "train", "training": "train",
-    "val": "val", "valid": "val", "validation": "val",
-    "test": "test", "testing": "test",
-}
+# Split folder names as people spell them; R's normalize_split() reads the same file.
+SPLIT_FOLDERS = json.loads((Path(__file__).parent / "split_aliases.json").read_text())
 # EXIF orientations that turn the stored image by 90 degrees.
 _TRANSPOSED = {5, 6, 7, 8}
 _TAIL_BYTES = 4096
