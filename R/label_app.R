@@ -122,8 +122,10 @@ key_scores <- function(st, key) {
   if (!is.na(value)) {
     scores <- replace(st$pending, st$sel, value)
     sel <- st$sel
+    was_done <- !anyNA(st$pending)
     lab_record(st, "label", label_encode("scores", st$classes, scores))
-    if (sel < n) st$sel <- sel + 1L else if (!anyNA(scores)) lab_advance(st)
+    # Go on once every class has a score (in a finished image, after the last class).
+    if (!anyNA(scores) && (!was_done || sel == n)) lab_advance(st) else if (sel < n) st$sel <- sel + 1L
   } else if (key %in% c("Tab", "ArrowDown")) {
     st$sel <- st$sel %% n + 1L
   } else if (key %in% c("BackTab", "ArrowUp")) {
@@ -246,7 +248,7 @@ label_classes_ui <- function(st) {
 LABEL_KEYS <- list(
   classes = c("1-9" = "pick that class and go to the next image"),
   multi = c("1-9" = "toggle that class", "Enter" = "save the classes and go to the next image"),
-  scores = c("0-9" = "score the selected class and select the next", "t" = "score it 10",
+  scores = c("0-9" = "score the selected class and select the next (once all are scored, the next image)", "t" = "score it 10",
              "Tab / \u2193" = "select the next class", "Shift+Tab / \u2191" = "select the previous class",
              "Enter" = "score the rest 0 and go to the next image"),
   all = c("\u2190 / \u2192" = "previous / next image", "s" = "skip this image",

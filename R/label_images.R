@@ -11,8 +11,8 @@
 #'   on.
 #' * `mode = "scores"`, the book's 0-10 rating of each class: the selected
 #'   class is highlighted; `0`-`9` give it that score and `t` gives it 10,
-#'   then the selection moves to the next class (after the last class, to
-#'   the next image). `Tab`/`Down` and `Shift+Tab`/`Up` move the selection;
+#'   then the selection moves to the next class; once every class has a
+#'   score, the app goes to the next image. `Tab`/`Down` and `Shift+Tab`/`Up` move the selection;
 #'   `Enter` scores the classes not yet scored 0 and goes on.
 #' * In every mode: `Left`/`Right` go back and forward, `s` skips the image
 #'   (recorded as skipped), `u` undoes this coder's last label or skip (and
