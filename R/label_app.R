@@ -223,8 +223,22 @@ label_side_ui <- function(st) {
     if (identical(lab_top(st), NA_character_)) shiny::div(class = "tv-label-note", "Skipped."),
     if (p$labelled + p$skipped == p$n) shiny::div(class = "tv-label-note", "All images done: press Done."),
     if (!is.null(st$note)) shiny::div(class = "tv-label-note", st$note),
-    shiny::div(class = "tv-label-hint", shiny::tags$kbd("?"), " keys")
+    label_legend_ui(st)
   )
+}
+
+# The keys in brief, always in view; `?` opens the full list.
+label_legend_ui <- function(st) {
+  keys <- switch(st$mode,
+    classes = c(paste0("1-", length(st$classes)), "label"),
+    multi = c(paste0("1-", length(st$classes)), "toggle", "Enter", "save"),
+    scores = c("0-9", "score", "t", "10", "Tab ↑↓", "class", "Enter", "rest 0")
+  )
+  keys <- c(keys, "← →", "move", "s", "skip", "u", "undo", "?", "all keys")
+  pairs <- matrix(keys, nrow = 2)
+  shiny::div(class = "tv-label-hint", lapply(seq_len(ncol(pairs)), function(j) {
+    shiny::span(class = "tv-label-key", shiny::tags$kbd(pairs[1, j]), pairs[2, j])
+  }))
 }
 
 # One row per class with its key; the current label (or the toggled classes,
