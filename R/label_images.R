@@ -1,0 +1,133 @@
+#' Label images by keyboard in a local app
+#'
+#' Opens a small local Shiny app (a gadget in RStudio, a browser tab
+#' elsewhere) that shows one image at a time, large, with its file name and
+#' how far this coder has got, and takes a label per key. Several coders can
+#' label the same images into one file; [label_agreement()] compares them.
+#'
+#' **Keys** (`?` in the app shows them):
+#' * `mode = "classes"`: `1`-`9` pick a class and go to the next image.
+#' * `mode = "multi"`: `1`-`9` toggle classes, `Enter` saves them and goes
+#'   on.
+#' * `mode = "scores"`, the book's 0-10 rating of each class: the selected
+#'   class is highlighted; `0`-`9` give it that score and `t` gives it 10,
+#'   then the selection moves to the next class; once every class has a
+#'   score, the app goes to the next image. `Tab`/`Down` and `Shift+Tab`/`Up` move the selection;
+#'   `Enter` scores the classes not yet scored 0 and goes on.
+#' * In every mode: `Left`/`Right` go back and forward, `s` skips the image
+#'   (recorded as skipped), `u` undoes this coder's last label or skip (and
+#'   shows that image again), `?` shows the keys.
+#'
+#' **Nothing is lost.** Every key that changes a label appends one line to
+#' `output` at once (see [read_labels()] for the format), so stopping R or
+#' closing the tab loses at most the key being pressed. Run the same call
+#' again to continue: the app opens at the first image this coder has
+#' neither labelled nor skipped. An existing `output` is only appended to,
+#' and only when it is a label file with the same `mode` and `classes`.
+#'
+#' **Review queues.** `order` sets which images are shown and in what order:
+#' give the output of [find_label_issues()] or [suggest_labels()] (ranked
+#' tibbles with a `path` column) to review the labels the model disputes or
+#' label the images it would learn most from. When this coder has labelled
+#' every image in the queue, the app opens at its first image.
+#'
+#' **Privacy.** The app listens on 127.0.0.1 only, so only this machine can
+#' reach it, and serves the images it was given by their number in the
+#' queue: no file path from a URL ever reaches the file system.
+#'
+#' @param images Image paths, a tibble with a `path` column (from
+#'   [image_files()]), or a folder.
+#' @param classes The class names, in key order (at most 9 for `"classes"`
+#'   and `"multi"`). Names may not contain `|`, `;` or `=`.
+#' @param output The label file: created if missing, appended to otherwise.
+#' @param coder The coder's name, stored with each label; by default the
+#'   user name of this session.
+#' @param mode `"classes"` (one class per image), `"multi"` (any number of
+#'   classes per image) or `"scores"` (a 0-10 score per class).
+#' @param order Optional: the images to show, in order, as paths or a tibble
+#'   with a `path` column; each must be among `images`.
+#' @param port The port to listen on (on 127.0.0.1); a free one by default.
+#' @param launch.browser Open the app: a gadget in RStudio, the default web
+#'   browser elsewhere. `FALSE` only prints its address.
+#' @param ... Not used; a misspelt argument is an error.
+#' @return The labels of this coder, as [read_labels()] returns them,
+#'   invisibly, when you press Done (or stop the app).
+#' @seealso [read_labels()], [label_agreement()], [find_label_issues()],
+#'   [suggest_labels()].
+#' @export
+#' @examples
+#' images <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' if (interactive()) {
+#'   label_images(images, classes = c("animals", "buildings", "tools"),
+#'                output = "labels.csv", coder = "ana")
+#'   read_labels("labels.csv")
+#' }
+label_images <- function(images, classes, output = "labels.csv", coder = NULL,
+                         mode = c("classes", "multi", "scores"), order = NULL,
+                         port = NULL, launch.browser = interactive(), ...) {
+  call <- rlang::current_env()
+  check_dots_known(list(...), names(formals())[names(formals()) != "..."], "label_images", call)
+  app <- label_app(images, classes, output, coder, mode, order, call = call)
+  check_flag(launch.browser, call = call)
+  port <- port %||% getOption("shiny.port")  # NULL: shiny picks a free port
+  if (launch.browser && identical(Sys.getenv("RSTUDIO"), "1")) {
+    withr::local_options(shiny.host = "127.0.0.1")
+    shiny::runGadget(app, port = port, viewer = shiny::paneViewer(minHeight = "maximize"))
+  } else {
+    shiny::runApp(app, host = "127.0.0.1", port = port, launch.browser = launch.browser)
+  }
+  invisible(read_labels(app$tv_state$output, coder = app$tv_state$coder))
+}
+
+# The app object, its arguments checked; `tv_state` holds the labelling state.
+label_app <- function(images, classes, output = "labels.csv", coder = NULL,
+                      mode = c("classes", "multi", "scores"), order = NULL, call = caller_env()) {
+  mode <- check_choice(mode, LABEL_MODES, arg = "mode", call = call)
+  check_label_classes(classes, mode, call)
+  coder <- coder %||% Sys.info()[["user"]]
+  if (!rlang::is_string(coder) || !nzchar(coder)) {
+    tv_abort("{.arg coder} must be a name, not {shown_value(coder)}.", class = "bad_argument", call = call)
+  }
+  paths <- label_queue(images, order, call)
+  output <- open_label_file(output, mode, classes, call)
+  state <- label_state(paths, classes, mode, output, coder, call)
+  app <- shiny::shinyApp(label_ui(state), function(input, output, session) label_server(state, input, output, session))
+  app$tv_state <- state
+  app
+}
+
+check_label_classes <- function(classes, mode, call) {
+  ok <- is.character(classes) && length(classes) >= 1 && !anyNA(classes) && all(nzchar(classes)) &&
+    !anyDuplicated(classes) && !any(grepl("[|;=]", classes))
+  if (!ok) {
+    tv_abort(c("{.arg classes} must be distinct, non-empty class names without {.code |}, {.code ;} or {.code =}.",
+               x = "You gave {.obj_type_friendly {classes}}."), class = "bad_argument", call = call)
+  }
+  if (mode != "scores" && length(classes) > 9) {
+    tv_abort(c("{.arg classes} has {length(classes)} classes, but keys 1-9 pick at most 9.",
+               i = "Label in rounds of at most 9 classes, or use {.code mode = \"scores\"}."),
+             class = "bad_argument", call = call)
+  }
+  reserved <- intersect(classes, c("path", "coder", "label", "skipped", "time"))
+  if (mode == "scores" && length(reserved)) {
+    tv_abort("{.arg classes} can't be named {.val {reserved}} in scores mode (they name other columns).",
+             class = "bad_argument", call = call)
+  }
+}
+
+# The images to show, in order: `order` (checked against `images`) or `images`.
+label_queue <- function(images, order, call) {
+  paths <- unique(image_paths(images, arg = "images", call = call))
+  if (length(paths) == 0) {
+    tv_abort("{.arg images} has no images to label.", class = "bad_argument", call = call)
+  }
+  if (is.null(order)) return(paths)
+  queue <- unique(image_paths(order, arg = "order", call = call))
+  unknown <- setdiff(queue, paths)
+  if (length(unknown)) {
+    tv_abort(c("{.arg order} has {length(unknown)} image{?s} that {?is/are} not in {.arg images}:", bullets_of(unknown),
+               i = "The app only serves the images it was given; add them to {.arg images}."),
+             class = "bad_argument", call = call)
+  }
+  queue
+}

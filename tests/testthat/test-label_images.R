@@ -1,0 +1,168 @@
+# The app's server logic through shiny::testServer(): each key must reach the
+# label file at once. The same app in a real browser, killed mid-session, is
+# tested in tests/python/test_label_app.py.
+
+example_images <- function(n = 4) {
+  folder <- system.file("extdata", "images", package = "tidyvision")
+  expand_paths(file.path(folder, c("animals/cat.jpg", "buildings/colosseum.jpg", "tools/hammer1.jpg",
+                                   "animals/dog.jpg", "tools/wrench.jpg")[seq_len(n)]))
+}
+
+label_rows <- function(output) utils::read.csv(output, skip = 1, colClasses = "character", na.strings = "")
+
+press <- function(session, keys) {
+  for (k in keys) {
+    session$setInputs(key = list(key = k, n = stats::runif(1)))
+  }
+}
+
+test_that("each key appends its row at once; undo, skip and arrows work", {
+  imgs <- example_images()
+  out <- withr::local_tempfile(fileext = ".csv")
+  app <- label_app(imgs, c("animals", "buildings", "tools"), out, coder = "ana")
+  state <- app$tv_state
+  shiny::testServer(app, {
+    expect_equal(state$i, 1)
+    expect_match(output$side$html, "cat.jpg", fixed = TRUE)
+    press(session, "1")
+    expect_equal(label_rows(out)[, c("path", "coder", "action", "label")],
+                 data.frame(path = imgs[1], coder = "ana", action = "label", label = "animals"))
+    expect_equal(state$i, 2)
+    expect_match(output$side$html, "colosseum.jpg", fixed = TRUE)
+    expect_match(output$image$html, "&amp;i=2", fixed = TRUE)
+    press(session, "9")  # no class 9: nothing written
+    expect_equal(nrow(label_rows(out)), 1)
+    press(session, "s")
+    expect_equal(label_rows(out)$action[2], "skip")
+    expect_equal(state$i, 3)
+    press(session, "u")
+    expect_equal(unlist(label_rows(out)[3, c("path", "action")]), c(path = imgs[2], action = "undo"))
+    expect_equal(state$i, 2)
+    press(session, c("2", "ArrowLeft", "ArrowLeft", "ArrowLeft"))
+    expect_equal(state$i, 1)
+    expect_match(output$side$html, "tv-label-class tv-on\" data-key=\"1", fixed = TRUE)
+    press(session, c("ArrowRight", "ArrowRight", "ArrowRight", "ArrowRight", "ArrowRight"))
+    expect_equal(state$i, 4)
+    press(session, "3")
+    expect_equal(state$note, "That was the last image.")
+    expect_equal(nrow(label_rows(out)), 5)
+  })
+  labs <- read_labels(out)
+  expect_equal(labs$label, c("animals", "buildings", "tools"))
+  expect_equal(labs$path, imgs[c(1, 2, 4)])
+})
+
+test_that("a new app resumes at this coder's first unlabelled image, and undo reaches back", {
+  imgs <- example_images()
+  out <- withr::local_tempfile(fileext = ".csv")
+  classes <- c("animals", "buildings", "tools")
+  st <- label_app(imgs, classes, out, coder = "ana")$tv_state
+  for (k in c("1", "s", "3")) label_key(st, k)
+  expect_equal(label_app(imgs, classes, out, coder = "ana")$tv_state$i, 4)
+  expect_equal(label_app(imgs, classes, out, coder = "ben")$tv_state$i, 1)
+  st <- label_app(imgs, classes, out, coder = "ana")$tv_state
+  label_key(st, "u")
+  expect_equal(st$i, 3)
+  expect_equal(label_app(imgs, classes, out, coder = "ana")$tv_state$i, 3)
+  for (k in c("2", "1")) label_key(st, k)
+  # Every image done: a review round starts at the first.
+  expect_equal(label_app(imgs, classes, out, coder = "ana")$tv_state$i, 1)
+  # `order` (a ranked tibble with a path column) sets the queue.
+  queue <- tibble::tibble(path = imgs[c(4, 2)], label_quality = c(0.1, 0.3))
+  st <- label_app(imgs, classes, out, coder = "cy", order = queue)$tv_state
+  expect_equal(st$paths, imgs[c(4, 2)])
+  label_key(st, "2")
+  expect_equal(read_labels(out, coder = "cy")$path, imgs[4])
+})
+
+test_that("multi mode toggles classes and writes them on Enter", {
+  imgs <- example_images(2)
+  out <- withr::local_tempfile(fileext = ".csv")
+  app <- label_app(imgs, c("animals", "buildings", "tools"), out, coder = "ana", mode = "multi")
+  state <- app$tv_state
+  shiny::testServer(app, {
+    press(session, "Enter")
+    expect_match(state$note, "at least one class")
+    press(session, c("3", "1", "2", "2"))
+    expect_false(file.exists(out) && nrow(label_rows(out)) > 0)
+    expect_match(output$side$html, "tv-label-class tv-on\" data-key=\"3", fixed = TRUE)
+    press(session, "Enter")
+    expect_equal(label_rows(out)$label, "animals|tools")
+    expect_equal(state$i, 2)
+    press(session, "ArrowLeft")
+    expect_setequal(state$pending, c("animals", "tools"))
+  })
+  expect_equal(read_labels(out)$label, "animals|tools")
+})
+
+test_that("scores mode takes a 0-10 score per class by keys", {
+  imgs <- example_images(3)
+  out <- withr::local_tempfile(fileext = ".csv")
+  classes <- c("protest", "violence", "police")
+  app <- label_app(imgs, classes, out, coder = "ana", mode = "scores")
+  state <- app$tv_state
+  shiny::testServer(app, {
+    press(session, "7")
+    expect_equal(label_rows(out)$label, "protest=7;violence=;police=")
+    expect_equal(state$sel, 2)
+    press(session, c("Tab", "t"))  # police = 10, then back to violence, the one left
+    expect_equal(label_rows(out)$label[2], "protest=7;violence=;police=10")
+    expect_equal(c(state$i, state$sel), c(1, 2))
+    press(session, c("BackTab", "BackTab", "u"))
+    expect_equal(label_rows(out)$action[3], "undo")
+    expect_equal(unname(state$pending), c(7, NA, NA))
+    press(session, c("ArrowDown", "0"))
+    expect_equal(c(state$i, state$sel), c(1, 2))
+    press(session, "2")
+    expect_equal(state$i, 2)  # all scored: the next image
+    press(session, c("4", "Enter"))
+    expect_equal(label_rows(out)$label[7], "protest=4;violence=0;police=0")
+    expect_match(output$side$html, "Image 3 of 3", fixed = TRUE)
+    press(session, "5")  # image 3 partly scored
+  })
+  labs <- read_labels(out)
+  expect_equal(names(labs), c("path", "coder", classes, "skipped", "time"))
+  expect_equal(labs$protest, c(7, 4, 5))
+  expect_equal(labs$violence, c(2, 0, NA))
+  expect_equal(labs$police, c(0, 0, NA))
+  # A partly scored image is not done: the app resumes there.
+  expect_equal(label_app(imgs, classes, out, coder = "ana", mode = "scores")$tv_state$i, 3)
+})
+
+test_that("images are served by number only", {
+  imgs <- example_images(2)
+  serve <- function(query) serve_image(imgs, list(QUERY_STRING = query))
+  ok <- serve("?w=&nonce=abc&i=2")
+  expect_equal(ok$status, 200L)
+  expect_equal(ok$content$file, imgs[2])
+  expect_equal(ok$content_type, "image/jpeg")
+  for (bad in c("?i=0", "?i=3", "?i=-1", "?i=../../etc/passwd", "?i=/etc/passwd", paste0("?i=", imgs[1]),
+                "?i=1/../x", "?i=1e0", "", "?path=/etc/passwd")) {
+    expect_equal(serve(bad)$status, 404L, label = bad)
+  }
+})
+
+test_that("bad arguments and foreign output files are classed errors; nothing is overwritten", {
+  imgs <- example_images(2)
+  classes <- c("animals", "buildings")
+  foreign <- withr::local_tempfile(fileext = ".csv")
+  utils::write.csv(data.frame(path = imgs, label = "x"), foreign, row.names = FALSE)
+  before <- readLines(foreign)
+  expect_error(label_app(imgs, classes, foreign), class = "tidyvision_error_labels_file")
+  expect_snapshot(label_images(imgs, classes, foreign, coder = "ana"), error = TRUE,
+                  transform = function(x) gsub(expand_paths(foreign), "<file>", x, fixed = TRUE))
+  expect_equal(readLines(foreign), before)
+  out <- withr::local_tempfile(fileext = ".csv")
+  label_app(imgs, classes, out, coder = "ana")
+  expect_error(label_app(imgs, c(classes, "tools"), out), class = "tidyvision_error_labels_file")
+  expect_error(label_app(imgs, classes, out, mode = "multi"), class = "tidyvision_error_labels_file")
+  expect_error(label_app(imgs, c("a", "a")), class = "tidyvision_error_bad_argument")
+  expect_error(label_app(imgs, c("a|b", "c")), class = "tidyvision_error_bad_argument")
+  expect_error(label_app(imgs, letters[1:10], out), class = "tidyvision_error_bad_argument")
+  expect_error(label_app(imgs, c("path", "b"), mode = "scores"), class = "tidyvision_error_bad_argument")
+  expect_error(label_app(imgs, classes, out, mode = "score"), class = "tidyvision_error_bad_argument")
+  expect_error(label_app(imgs, classes, out, order = example_images(3)), class = "tidyvision_error_bad_argument")
+  expect_error(label_app(imgs, classes, file.path(tempdir(), "no", "such", "dir.csv")),
+               class = "tidyvision_error_path_not_found")
+  expect_error(label_images(imgs, classes, out, coders = "ana"), class = "tidyvision_error_bad_argument")
+})
