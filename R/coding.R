@@ -153,3 +153,103 @@ group_label <- function(data, rows) {
   keys <- data[rows[1], dplyr::group_vars(data), drop = FALSE]
   paste0("group ", paste(names(keys), vapply(keys, as.character, ""), sep = " = ", collapse = ", "))
 }
+
+#' How many images to hand-code
+#'
+#' The coded sample size that gives each class's share an interval of about
+#' `width` (e.g. 0.05: plus or minus 2.5 points), by PPI's power analysis
+#' (`ppi_py`'s `ppi_mean_power()` and `ppi_power()`; Broska, Howes & van
+#' Loon 2024). The classical sample size `n_classical` gives the width from
+#' the share's binomial variance; PPI needs fewer coded images the more the
+#' model's predictions correlate with the truth (`correlation`), and the
+#' more images are predicted. Estimate the correlation from a small random
+#' pilot (`coded`, 20 or more images from [sample_for_coding()]), or assume
+#' one (`correlation`; for a 0/1 prediction it is the phi coefficient, for
+#' example about 0.6 for 80% sensitivity and specificity at a 30% share).
+#'
+#' @inheritParams estimate_prevalence
+#' @param coded A random pilot sample with the coders' classes, or `NULL`
+#'   with `correlation` given.
+#' @param truth The column of `coded` with the class (with `coded`).
+#' @param width The target width of the interval (upper minus lower bound).
+#' @param correlation Without a pilot: the assumed PPI correlation between
+#'   the truth and the model's prediction, in \[0, 1).
+#' @return A `tv_plan` tibble, one row per class: `class, prevalence,
+#'   correlation, n_classical, n_ppi, n_predicted, width, level`. The
+#'   largest `n_ppi` is the number to code for every class. `autoplot()`
+#'   draws the expected width against the number coded.
+#' @export
+#' @examplesIf tv_available()
+#' corpus <- tibble::tibble(path = sprintf("img%04d.jpg", 1:5000),
+#'                          .pred_class = rep(c("protest", "other"), c(1500, 3500)))
+#' plan <- plan_coding(corpus, correlation = 0.7, width = 0.05)
+#' plan
+#' ggplot2::autoplot(plan)
+plan_coding <- function(predictions, coded = NULL, truth = NULL, estimate = .pred_class, ...,
+                        width = 0.05, level = 0.95, correlation = NULL) {
+  check_dots_known(rlang::enquos(...), c("width", "level", "correlation"), "plan_coding")
+  check_scalar(width, function(v) v > 0 && v < 1, "a number between 0 and 1, such as 0.05", "width", caller_env())
+  check_level(level)
+  predictions <- dplyr::ungroup(as_predictions(predictions))
+  if (is.null(coded) == is.null(correlation)) {
+    tv_abort(c("Give either a random pilot sample {.arg coded} or an assumed {.arg correlation}.",
+               i = "Draw a pilot of 20 to 50 images with {.fn sample_for_coding} and code it."),
+             class = "bad_argument")
+  }
+  if (!is.null(correlation)) check_scalar(correlation, function(v) v >= 0 && v < 1, "a number in [0, 1)", "correlation", caller_env())
+  prep <- if (!is.null(coded)) {
+    prepare_estimate(predictions, coded, rlang::enquo(truth), rlang::enquo(estimate), NULL)
+  } else plan_assumed(predictions, rlang::enquo(estimate))
+  if (!is.null(coded)) check_coded_sample(prep$coded$truth, prep$classes, NULL, caller_env())
+  keep <- !prep$unpredicted
+  rows <- lapply(prep$classes, function(k) plan_row(prep, keep, k, width, level, correlation))
+  out <- dplyr::bind_rows(rows)
+  tibble::new_tibble(out, class = "tv_plan")
+}
+
+# Without a pilot, the share is the model's own count of each class.
+plan_assumed <- function(predictions, estimate, call = caller_env()) {
+  col <- select_columns(predictions, estimate, "estimate", max = 1, call = call)
+  check_one_column(col, "estimate", call)
+  labels <- as.character(predictions[[col]])
+  list(classes = estimate_classes(predictions[[col]], character()), labels = labels,
+       unpredicted = is.na(labels), coded = NULL)
+}
+
+plan_row <- function(prep, keep, k, width, level, correlation) {
+  n_corpus <- sum(keep)
+  res <- if (is.null(correlation)) {
+    coded <- prep$coded
+    engine_call("estimates.power", as.list(as.numeric(coded$truth == k)),
+                as.list(prep$yhat[coded$row, k]), n_corpus, width, level = level)
+  } else {
+    engine_call("estimates.power", list(), list(), n_corpus, width, level = level,
+                correlation = correlation, prevalence = mean(prep$labels[keep] == k))
+  }
+  tibble::tibble(class = k, prevalence = res$prevalence, correlation = res$correlation,
+                 n_classical = as.integer(res$n_classical), n_ppi = as.integer(res$n_ppi),
+                 n_predicted = n_corpus, width = width, level = level)
+}
+
+#' @export
+autoplot.tv_plan <- function(object, ...) {
+  curves <- dplyr::bind_rows(lapply(seq_len(nrow(object)), function(i) {
+    row <- object[i, ]
+    sizes <- unique(round(exp(seq(log(10), log(max(20, min(row$n_predicted, 1.5 * row$n_classical))), length.out = 80))))
+    cols <- engine_call("estimates.width_curve", as.list(sizes), row$prevalence, row$correlation,
+                        row$n_predicted, level = row$level)
+    tibble::tibble(class = row$class, n = rep(col_of(cols$n, "dbl"), 2),
+                   width = c(col_of(cols$classical, "dbl"), col_of(cols$ppi, "dbl")),
+                   method = rep(c("Classical (coded images only)", "PPI (coded + predictions)"), each = length(sizes)))
+  }))
+  ggplot2::ggplot(curves, ggplot2::aes(.data$n, .data$width, colour = .data$method)) +
+    ggplot2::geom_hline(yintercept = object$width[1], linetype = "dashed", colour = "grey50") +
+    ggplot2::geom_line(linewidth = 0.8) +
+    ggplot2::geom_vline(data = object, ggplot2::aes(xintercept = .data$n_ppi), colour = "grey30", linetype = "dotted") +
+    ggplot2::facet_wrap(~class) +
+    ggplot2::scale_x_log10() +
+    ggplot2::labs(x = "Images hand-coded (log scale)", y = sprintf("Expected width of the %g%% interval", 100 * object$level[1]),
+                  colour = NULL, title = "How many images to hand-code",
+                  subtitle = sprintf("Dashed: target width %g; dotted: images PPI needs", object$width[1])) +
+    ggplot2::theme_minimal() + ggplot2::theme(legend.position = "bottom")
+}
