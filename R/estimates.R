@@ -5,8 +5,11 @@
 #' labels (the `"naive"` estimate) is biased whenever the model errs, and its
 #' interval, narrow from thousands of images, then covers the truth almost
 #' never. Prediction-powered inference (PPI; Angelopoulos et al., *Science*
-#' 2023) corrects the count with a random hand-coded sample: the predictions
-#' of every image, plus the average error of the model on the coded images.
+#' 2023) corrects the count with a random hand-coded sample: the mean
+#' prediction over the images not coded, plus the average error of the model
+#' on the coded images (the coded and uncoded images are then independent
+#' samples, as PPI assumes). With every image coded it is the classical
+#' estimate.
 #' PPI++ (Angelopoulos, Duchi & Zrnic 2023) weighs the predictions by how
 #' much they help (a tuned lambda in \[0, 1\]), so its interval is never
 #' wider than the classical one that uses the coded sample alone. The
@@ -93,7 +96,7 @@ prevalence_rows <- function(prep, rows, methods, level, call = caller_env()) {
   res <- lapply(prep$classes, function(k) {
     yhat <- prep$yhat[rows, k]
     cols <- engine_call("estimates.prevalence", as.list(as.numeric(coded$truth == k)),
-                        as.list(yhat[at]), as.list(yhat), as.list(as.numeric(prep$labels[rows] == k)),
+                        as.list(yhat[at]), as.list(yhat[-at]), as.list(as.numeric(prep$labels[rows] == k)),
                         w = if (!is.null(coded[["weight"]])) as.list(coded[["weight"]]), level = level,
                         methods = as.list(methods), call = call)
     tibble::tibble(class = k, .estimate = col_of(cols$estimate, "dbl"),
@@ -279,7 +282,8 @@ estimate_regression <- function(formula, predictions, coded, data = NULL,
   yhat <- prep$yhat[design$rows, event]
   cols <- engine_call("estimates.regression", matrix_columns(design$x[at, , drop = FALSE]),
                       as.list(as.numeric(coded_rows$truth == event)), as.list(yhat[at]),
-                      matrix_columns(design$x), as.list(yhat), as.list(as.numeric(prep$labels[design$rows] == event)),
+                      matrix_columns(design$x[-at, , drop = FALSE]), as.list(yhat[-at]),
+                      as.list(as.numeric(prep$labels[design$rows] == event)), matrix_columns(design$x),
                       family = family, w = if (!is.null(coded_rows[["weight"]])) as.list(coded_rows[["weight"]]),
                       level = level, methods = as.list(if (method == "all") ESTIMATE_METHODS else method))
   z <- stats::qnorm(1 - (1 - level) / 2)

@@ -25,7 +25,8 @@ def _weights(w):
 def prevalence(y, yhat, yhat_corpus, naive_corpus, w=None, level=0.95, methods=METHODS):
     """One class's share: ``y`` the coded 0/1 truths, ``yhat`` the model's
     predictions (probabilities or 0/1) for the same rows, ``yhat_corpus`` for
-    every image of the corpus and ``naive_corpus`` the corpus's 0/1 labels.
+    the corpus images not coded (PPI's independent unlabelled sample) and
+    ``naive_corpus`` the 0/1 labels of every image.
     ``w``: the coded rows' sampling weights (1 / inclusion probability)."""
     import ppi_py
     y, yhat, yhat_corpus = _arr(y), _arr(yhat), _arr(yhat_corpus)
@@ -46,33 +47,40 @@ def prevalence(y, yhat, yhat_corpus, naive_corpus, w=None, level=0.95, methods=M
             est = y.mean() if w is None else np.sum(w * y) / np.sum(w)
             add(method, est, ppi_py.classical_mean_ci(y, w=w, alpha=alpha))
         else:
-            lam = LAMBDA[method]
+            # nothing left uncoded: PPI is the classical estimate (lam = 0)
+            lam = LAMBDA[method] if len(yhat_corpus) else 0.0
+            yhat_corpus = yhat_corpus if len(yhat_corpus) else yhat
             est = ppi_py.ppi_mean_pointestimate(y, yhat, yhat_corpus, lam=lam, w=w)
             add(method, est, ppi_py.ppi_mean_ci(y, yhat, yhat_corpus, alpha=alpha, lam=lam, w=w))
     return out
 
 
-def regression(x, y, yhat, x_corpus, yhat_corpus, naive_corpus, family="gaussian",
+def regression(x, y, yhat, x_corpus, yhat_corpus, naive_corpus, x_all, family="gaussian",
                w=None, level=0.95, methods=METHODS):
     """Coefficients of a linear (``gaussian``) or logistic (``binomial``)
     regression of the image label on covariates ``x`` (design matrices with
     the intercept column, given as lists of columns): one block of rows per
-    method, terms in column order."""
+    method, terms in column order. ``x_corpus``/``yhat_corpus`` are the
+    uncoded images, ``naive_corpus`` the 0/1 labels of every image (with
+    ``x_all``, the design of every image, for the naive fit)."""
     import ppi_py
     x, y, yhat = _columns(x), _arr(y), _arr(yhat)
-    x_corpus, yhat_corpus, naive = _columns(x_corpus), _arr(yhat_corpus), _arr(naive_corpus)
+    yhat_corpus, naive, x_all = _arr(yhat_corpus), _arr(naive_corpus), _columns(x_all)
+    x_corpus = _columns(x_corpus) if len(yhat_corpus) else x[:0]
     alpha, w = 1 - float(level), _weights(w)
     gaussian = family == "gaussian"
     out = {"method": [], "term": [], "estimate": [], "lower": [], "upper": []}
     for method in methods:
         if method in ("naive", "classical"):
-            xs, ys, ws = (x_corpus, naive, None) if method == "naive" else (x, y, w)
+            xs, ys, ws = (x_all, naive, None) if method == "naive" else (x, y, w)
             est, ci = _classical_fit(xs, ys, ws, gaussian, alpha)
         else:
             fit = (ppi_py.ppi_ols_pointestimate, ppi_py.ppi_ols_ci) if gaussian else \
                 (ppi_py.ppi_logistic_pointestimate, ppi_py.ppi_logistic_ci)
-            args = (x, y, yhat, x_corpus, yhat_corpus)
-            lam = LAMBDA[method]
+            # nothing left uncoded: PPI is the classical fit (lam = 0)
+            uncoded = len(yhat_corpus) > 0
+            args = (x, y, yhat, x_corpus, yhat_corpus) if uncoded else (x, y, yhat, x, yhat)
+            lam = LAMBDA[method] if uncoded else 0.0
             est = fit[0](*args, lam=lam, w=w)
             ci = fit[1](*args, alpha=alpha, lam=lam, w=w)
         est = np.atleast_1d(np.squeeze(est))
@@ -147,7 +155,8 @@ def simulate_coverage(share=0.3, sensitivity=0.9, specificity=0.8, n_corpus=5000
         right = rng.random(int(n_corpus)) < np.where(truth, sensitivity, specificity)
         pred = np.where(right, truth, ~truth).astype(float)
         coded = rng.choice(int(n_corpus), int(n_coded), replace=False)
-        res = prevalence(truth[coded].astype(float), pred[coded], pred, pred,
+        uncoded = np.setdiff1d(np.arange(int(n_corpus)), coded)
+        res = prevalence(truth[coded].astype(float), pred[coded], pred[uncoded], pred,
                             level=level, methods=methods)
         for m, lo, hi in zip(res["method"], res["lower"], res["upper"]):
             covered[m] += lo <= share <= hi
