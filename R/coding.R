@@ -52,7 +52,8 @@ sample_for_coding <- function(predictions, n, strata = NULL, seed = 1) {
     }))
     rows[sample.int(length(rows))]
   })
-  out <- tibble::tibble(path = paths[picked], !!!predictions[picked, strata_cols, drop = FALSE])
+  # the paths as the user wrote them, so the codes join back to their own tables
+  out <- tibble::tibble(path = as.character(predictions$path[picked]), !!!predictions[picked, strata_cols, drop = FALSE])
   out$.inclusion_prob <- take[stratum[picked]] / sizes[stratum[picked]]
   out$.weight <- 1 / out$.inclusion_prob
   out
@@ -176,7 +177,10 @@ group_label <- function(data, rows) {
 #'   the truth and the model's prediction, in \[0, 1).
 #' @return A `tv_plan` tibble, one row per class: `class, prevalence,
 #'   correlation, n_classical, n_ppi, n_predicted, width, level`. The
-#'   largest `n_ppi` is the number to code for every class. `autoplot()`
+#'   largest `n_ppi` is the number to code for every class; it is never
+#'   below 20, the fewest coded images the estimators accept (with few
+#'   coded images a good model may show no error at all, and the interval
+#'   would then miss its own uncertainty: code more than the minimum). `autoplot()`
 #'   draws the expected width against the number coded.
 #' @export
 #' @examplesIf tv_available()
@@ -227,7 +231,7 @@ plan_row <- function(prep, keep, k, width, level, correlation) {
                 correlation = correlation, prevalence = mean(prep$labels[keep] == k))
   }
   tibble::tibble(class = k, prevalence = res$prevalence, correlation = res$correlation,
-                 n_classical = as.integer(res$n_classical), n_ppi = as.integer(res$n_ppi),
+                 n_classical = as.integer(res$n_classical), n_ppi = as.integer(max(res$n_ppi, MIN_CODED)),
                  n_predicted = n_corpus, width = width, level = level)
 }
 

@@ -175,7 +175,7 @@ describe.tv_estimate <- function(x, format = c("markdown", "text"), ...) {
   format <- check_choice(format)
   lvl <- num(100 * (attr(x, "level") %||% 0.95))
   main <- intersect(c("ppi++", "ppi", "classical", "naive"), x$method)[1]
-  groups <- setdiff(names(x), c("class", ".estimate", ".lower", ".upper", "method", "n_coded", "n_predicted"))
+  groups <- estimate_groups(x)
   first <- x[x$method == main, , drop = FALSE]
   how <- if (main %in% c("ppi++", "ppi")) {
     sprintf(", combining the classifier's %s for all %s images with %s images hand-coded from a %s",

@@ -114,8 +114,11 @@ new_estimate <- function(out, prep, level) {
   attr(out, "level") <- level
   attr(out, "prediction") <- prep$prediction
   attr(out, "sampling") <- prep$sampling
+  attr(out, "groups") <- dplyr::group_vars(prep$predictions)
   out
 }
+
+estimate_groups <- function(x) intersect(attr(x, "groups"), names(x))
 
 # Predictions and coded rows joined by path and checked; `yhat` holds the
 # prediction PPI uses for each class (probability or 0/1), one column per class.
@@ -352,7 +355,7 @@ unname_matrix <- function(x) {
 #' @export
 autoplot.tv_estimate <- function(object, ...) {
   data <- tibble::as_tibble(object)
-  groups <- setdiff(names(data), c("class", ".estimate", ".lower", ".upper", "method", "n_coded", "n_predicted"))
+  groups <- estimate_groups(object)
   data$method <- factor(data$method, rev(intersect(ESTIMATE_METHODS, data$method)))
   ggplot2::ggplot(data, ggplot2::aes(x = .data$.estimate, y = .data$method, colour = .data$method)) +
     ggplot2::geom_errorbarh(ggplot2::aes(xmin = .data$.lower, xmax = .data$.upper), height = 0.25) +
