@@ -361,13 +361,14 @@ autoplot.tv_estimate <- function(object, ...) {
     ggplot2::geom_errorbarh(ggplot2::aes(xmin = .data$.lower, xmax = .data$.upper), height = 0.25) +
     ggplot2::geom_point(size = 2.5) +
     ggplot2::facet_wrap(c("class", groups), scales = "free_x", labeller = ggplot2::label_both) +
-    ggplot2::scale_x_continuous(labels = function(x) paste0(round(100 * x, 1), "%")) +
+    ggplot2::scale_x_continuous(labels = function(x) paste0(round(100 * x, 1), "%"), n.breaks = 4) +
     ggplot2::scale_colour_manual(values = c(naive = "#D55E00", classical = "#999999", ppi = "#56B4E9", `ppi++` = "#0072B2"),
                                  guide = "none") +
     ggplot2::labs(x = sprintf("Share of the corpus (%g%% interval)", 100 * (attr(object, "level") %||% 0.95)),
                   y = NULL, title = "Estimated share by class",
                   subtitle = sprintf("%s coded of %s predicted images", format_count(data$n_coded[1]), format_count(data$n_predicted[1]))) +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() +
+    ggplot2::theme(panel.spacing.x = ggplot2::unit(1.5, "lines"))
 }
 
 format_count <- function(x) formatC(x, format = "d", big.mark = ",")
