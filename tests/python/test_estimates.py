@@ -1,0 +1,93 @@
+"""Prediction-powered estimates: coverage by simulation, PPI against the
+classical interval, a hand computation, and regression against plain fits."""
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from tidyvision import estimates
+
+
+def test_coverage_ppi_holds_and_naive_fails():
+    # 30% prevalence; the model finds 90% of positives but calls 20% of negatives positive
+    res = estimates.simulate_coverage(share=0.3, sensitivity=0.9, specificity=0.8, n_corpus=4000,
+                                      n_coded=300, reps=1000, seed=11)
+    cov = dict(zip(res["method"], res["coverage"]))
+    print("coverage", cov)
+    assert 0.93 <= cov["ppi"] <= 0.97
+    assert 0.93 <= cov["ppi++"] <= 0.97
+    assert 0.93 <= cov["classical"] <= 0.97
+    assert cov["naive"] < 0.5  # its share is 0.41, not 0.3: it misses almost always
+
+
+def test_ppi_narrower_than_classical_with_a_good_model():
+    res = estimates.simulate_coverage(share=0.3, sensitivity=0.95, specificity=0.95, n_corpus=4000,
+                                      n_coded=200, reps=100, seed=2)
+    width = dict(zip(res["method"], res["mean_width"]))
+    assert width["ppi"] < 0.8 * width["classical"]
+    assert width["ppi++"] <= width["ppi"] + 1e-9
+
+
+def test_ppi_mean_equals_hand_computation():
+    y = np.array([1, 0, 1, 1, 0, 0], float)
+    yhat = np.array([1, 0, 0, 1, 1, 0], float)
+    corpus = np.array([1, 0, 0, 1, 1, 0, 1, 1, 0, 0, 1, 0], float)
+    res = estimates.prevalence(y, yhat, corpus, np.r_[yhat, corpus], level=0.9,
+                               methods=["ppi", "classical", "naive"])
+    out = {m: (e, lo, hi) for m, e, lo, hi in zip(res["method"], res["estimate"], res["lower"], res["upper"])}
+    # PPI: mean of the corpus predictions plus the mean error on the coded rows
+    est = corpus.mean() + (y - yhat).mean()
+    se = np.sqrt(corpus.var() / len(corpus) + (y - yhat).var() / len(y))
+    z = norm.ppf(0.95)
+    assert out["ppi"] == pytest.approx((est, est - z * se, est + z * se))
+    assert out["classical"][0] == pytest.approx(y.mean())
+    assert out["classical"][2] - out["classical"][0] == pytest.approx(z * y.std() / np.sqrt(len(y)))
+    assert out["naive"][0] == pytest.approx(np.r_[yhat, corpus].mean())
+
+
+def test_regression_fully_coded_equals_least_squares_and_logistic():
+    rng = np.random.default_rng(0)
+    n = 400
+    x = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = (rng.random(n) < 1 / (1 + np.exp(-(x @ [-0.3, 1.2])))).astype(float)
+    yhat = np.where(rng.random(n) < 0.8, y, 1 - y)
+    cols = [x[:, 0].tolist(), x[:, 1].tolist()]
+    ols = np.linalg.lstsq(x, y, rcond=None)[0]
+    # every image coded: nothing left to predict, so PPI is the classical fit
+    res = estimates.regression(cols, y, yhat, [[], []], [], yhat, cols, family="gaussian")
+    for m in ("classical", "ppi", "ppi++"):
+        got = [e for mm, e in zip(res["method"], res["estimate"]) if mm == m]
+        np.testing.assert_allclose(got, ols, atol=1e-8)
+    import statsmodels.api as sm
+    glm = sm.Logit(y, x).fit(disp=0).params
+    res = estimates.regression(cols, y, yhat, [[], []], [], yhat, cols, family="binomial",
+                               methods=["classical", "ppi"])
+    for m in ("classical", "ppi"):
+        got = [e for mm, e in zip(res["method"], res["estimate"]) if mm == m]
+        np.testing.assert_allclose(got, glm, atol=1e-4)
+
+
+def test_regression_ppi_corrects_a_biased_model():
+    rng = np.random.default_rng(3)
+    big = 6000
+    x = np.column_stack([np.ones(big), rng.normal(size=big)])
+    y = (rng.random(big) < 1 / (1 + np.exp(-(x @ [-0.5, 1.0])))).astype(float)
+    # the model over-calls the label where x is high: the naive slope is biased
+    yhat = np.where(rng.random(big) < 0.15 * (x[:, 1] > 0), 1.0, y)
+    coded = np.arange(600)
+    rest = np.arange(600, big)
+    cols = lambda rows: [x[rows, 0].tolist(), x[rows, 1].tolist()]
+    truth = np.linalg.lstsq(x, y, rcond=None)[0][1]
+    res = estimates.regression(cols(coded), y[coded], yhat[coded], cols(rest), yhat[rest], yhat,
+                               cols(np.arange(big)), family="gaussian")
+    slope = {m: (lo, hi) for m, t, lo, hi in zip(res["method"], res["term"], res["lower"], res["upper"]) if t == 1}
+    assert slope["ppi++"][0] <= truth <= slope["ppi++"][1]
+    assert not slope["naive"][0] <= truth <= slope["naive"][1]
+
+
+def test_power_needs_fewer_coded_images_for_a_better_model():
+    weak = estimates.power([], [], 10000, 0.05, correlation=0.3, prevalence=0.3)
+    strong = estimates.power([], [], 10000, 0.05, correlation=0.9, prevalence=0.3)
+    assert weak["n_classical"] == strong["n_classical"] == int(np.ceil(norm.ppf(0.975) ** 2 * 0.21 / 0.025 ** 2))
+    assert strong["n_ppi"] < weak["n_ppi"] <= weak["n_classical"]
+    curve = estimates.width_curve([strong["n_ppi"]], 0.3, 0.9, 10000)
+    assert curve["ppi"][0] == pytest.approx(0.05, rel=0.02)
