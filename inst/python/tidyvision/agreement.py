@@ -34,11 +34,16 @@ def agreement(codes, coders, level="nominal", n_values=None, times=1000, conf_le
     for j, row in enumerate(rows):
         est = row["fun"](data, counts, domain, level)
         lo, hi = _percentiles(boot[:, j], tail) if len(boot) else (np.nan, np.nan)
-        for key, value in ((".metric", row["metric"]), (".estimate", est), (".lower", lo),
-                           (".upper", hi), ("n_units", row["n_units"]),
+        for key, value in ((".metric", row["metric"]), (".estimate", _na(est)), (".lower", _na(lo)),
+                           (".upper", _na(hi)), ("n_units", row["n_units"]),
                            ("n_coders", row["n_coders"]), ("coders", row["coders"])):
             out[key].append(value)
     return out
+
+
+def _na(x):
+    """NaN as None, which R reads as NA."""
+    return float(x) if np.isfinite(x) else None
 
 
 def value_counts(data, domain):
