@@ -202,10 +202,8 @@ reliability_values <- function(x, col, level, classes, call) {
 }
 
 coding_classes <- function(x, col, classes, call) {
+  if (is.null(classes)) return(as.character(coded_classes(x)))
   seen <- unique(as.character(x[!is.na(x)]))
-  if (is.null(classes)) {
-    return(if (is.factor(x)) levels(x) else sort(seen))
-  }
   unknown <- setdiff(seen, as.character(classes))
   if (length(unknown)) {
     tv_abort(c("{.field {col}} has {length(unknown)} label{?s} not in {.arg classes}:", bullets_of(unknown),
@@ -218,5 +216,5 @@ coding_classes <- function(x, col, classes, call) {
 reliability_rows <- function(coded, values) {
   m <- matrix(NA_real_, length(coded$coders), length(coded$units))
   m[cbind(coded$coder, coded$unit)] <- values
-  lapply(seq_len(nrow(m)), function(i) as.list(m[i, ]))
+  matrix_rows(m)
 }
