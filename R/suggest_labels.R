@@ -94,4 +94,4 @@ suggestions <- function(pool, res, classes) {
 }
 
 # A matrix as one list per row, the shape the engine reads as a 2-d array.
-matrix_rows <- function(m) lapply(seq_len(nrow(m)), function(i) as.list(m[i, ]))
+matrix_rows <- function(m) lapply(seq_len(nrow(m)), function(i) as.list(unname(m[i, ])))
