@@ -19,8 +19,11 @@
 #' two likeliest classes; `score` is 1 minus that gap. `"entropy"`: the
 #' entropy of the probabilities, divided by its maximum. `"random"`: a
 #' seeded random order, the baseline to compare against. On the shipped
-#' photos, three rounds of margin sampling gave higher validation accuracy
-#' than random sampling at equal label counts (see the tests).
+#' photos, starting from 4 random labels per class, three rounds of 4 margin
+#' suggestions gave a mean validation accuracy of .891, .934, .952 against
+#' .869, .922, .944 for random picks (30 seeds; the tests). From a cold start
+#' (1-2 labels per class) random did better: label a few images per class
+#' at random first.
 #'
 #' **Diversity.** The most uncertain images are often near copies of one
 #' confusing picture. With `diversity = TRUE` the `n` picks are taken among
