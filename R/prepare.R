@@ -246,7 +246,9 @@ select_columns <- function(data, quo, arg, max = Inf, call = caller_env()) {
     names(tidyselect::eval_select(quo, data, allow_rename = FALSE)),
     error = function(e) {
       tv_abort(c("Can't find {.arg {arg}} column {.code {rlang::as_label(quo)}} in the data.",
-                 x = cli_escape(selection_problem(e)),
+                 # a default such as `label = label` finds its own promise, not a column
+                 x = if (rlang::quo_is_symbol(quo) && !rlang::as_name(quo) %in% names(data))
+                   "Column {.code {rlang::as_name(quo)}} doesn't exist." else cli_escape(selection_problem(e)),
                  i = "Columns: {.field {names(data)}}.",
                  i = if (arg == "strata") "Use {.code strata = NULL} for a split without strata."),
                class = "missing_column", call = call)

@@ -14,7 +14,9 @@ SCHEMAS <- list(
             xmax = "dbl", ymax = "dbl", image_width = "int", image_height = "int",
             score = "dbl", problem = "chr"),
   tags = c(path = "chr", tag = "chr", confidence = "dbl", source = "chr"),
-  cache = c(space = "chr", entries = "int", bytes = "dbl")
+  cache = c(space = "chr", entries = "int", bytes = "dbl"),
+  agreement = c(.metric = "chr", .estimate = "dbl", .lower = "dbl", .upper = "dbl", n_units = "int",
+                n_coders = "int", coders = "chr")
 )
 
 # `cols` (columns from the engine) as the tibble of `schema`. A missing

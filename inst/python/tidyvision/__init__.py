@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "cache", "config", "errors", "images", "prepare", "fine_tune", "backbones",
     "detect", "detect_train", "faces", "tags", "transforms", "classifier", "bridge",
+    "agreement", "label_issues", "suggest_labels",
 }
 
 

@@ -1,0 +1,46 @@
+"""Confident learning and uncertainty sampling in the engine alone."""
+from pathlib import Path
+
+import numpy as np
+
+from tidyvision import label_issues, suggest_labels
+
+EXTDATA = Path(__file__).resolve().parents[2] / "inst" / "extdata" / "images"
+
+
+def test_flipped_labels_are_issues_and_unlabelled_rows_are_none():
+    paths = [str(p) for c in ("animals", "tools") for p in sorted((EXTDATA / c).glob("*.jpg"))[:10]]
+    y = [0] * 10 + [1] * 10
+    y[0], y[15] = 1, 0  # two flips
+    y[5] = -1  # no label
+    res = label_issues.find_label_issues(paths, y, 2, folds=3, seed=1, image_size=128)
+    assert res["is_issue"][0] and res["is_issue"][15]
+    assert res["suggested"][0] == 0 and res["suggested"][15] == 1
+    assert res["label_quality"][5] is None and res["is_issue"][5] is None
+    quality = np.array([q for q in res["label_quality"] if q is not None])
+    assert sorted(quality)[:2] == sorted([res["label_quality"][0], res["label_quality"][15]])
+    np.testing.assert_allclose(np.delete(res["prob"], 5, 0).sum(1), 1)
+
+
+def test_uncertainty_scores_and_ranking():
+    prob = np.array([[0.9, 0.1, 0], [0.4, 0.35, 0.25], [0.5, 0.5, 0], [np.nan, np.nan, np.nan]])
+    margin = suggest_labels.uncertainty(prob, "margin")
+    np.testing.assert_allclose(margin[:3], [0.2, 0.95, 1.0])
+    entropy = suggest_labels.uncertainty(prob, "entropy")
+    assert entropy[1] > entropy[2] > entropy[0] and np.isnan(entropy[3])
+    out = suggest_labels.rank(prob, 5, "margin")
+    assert out["order"].tolist() == [2, 1, 0]  # unreadable rows are never suggested
+    r1 = suggest_labels.rank(prob, 2, "random", seed=3)["order"]
+    assert r1.tolist() == suggest_labels.rank(prob, 2, "random", seed=3)["order"].tolist()
+
+
+def test_k_center_spreads_picks_over_clusters():
+    rng = np.random.default_rng(0)
+    centres = np.eye(3, 16) * 10
+    x = np.concatenate([c + rng.normal(0, 0.1, (5, 16)) for c in centres])
+    candidates = np.arange(15)
+    picked = suggest_labels.k_center(x, candidates, 3)
+    assert picked[0] == 0 and sorted(p // 5 for p in picked) == [0, 1, 2]
+    # near copies (identical rows) are never picked twice
+    dup = np.repeat(x[:1], 4, axis=0)
+    assert len(set(suggest_labels.k_center(dup, np.arange(4), 4).tolist())) == 4
