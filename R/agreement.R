@@ -2,7 +2,7 @@
 #'
 #' How far several coders who labelled the same images agree, the check that
 #' comes before their labels are trusted for training or validation.
-#' `labels` has one row per image and coder, as `read_labels()` returns it
+#' `labels` has one row per image and coder, as [read_labels()] returns it
 #' (columns `path`, `coder` and `label`, or one numeric score column per
 #' category). Images coded by a single coder don't count; a missing label
 #' (a skipped image) is a missing value, as Krippendorff's alpha allows.
@@ -94,7 +94,7 @@ label_agreement <- function(labels, coder = coder, label = label, level = NULL, 
 #'
 #' One row per image that at least two coders labelled differently, most
 #' disputed first, for a third coder or a meeting to settle. Pass the paths
-#' to `label_images(order = ...)` to review them in the app.
+#' to [label_images()] (`order = ...`) to review them in the app.
 #'
 #' For scores, apply [binarize_scores()] first and pass a `.label_<category>`
 #' column: coders disagree when the book's rule gives different labels.

@@ -101,3 +101,23 @@ test_that("bad labels get classed errors naming the problem", {
     label_agreement(labels, classes = c("one", "two"))
   })
 })
+
+test_that("the labelling app's file feeds label_agreement() directly: skips are missing, undos are undone", {
+  out <- withr::local_tempfile(fileext = ".csv")
+  paths <- file.path(tempdir(), paste0("img", 1:6, ".jpg"))
+  classes <- c("protest", "other")
+  out <- open_label_file(out, "classes", classes, call = NULL)
+  a <- c("protest", "protest", "other", "other", "protest", "other")
+  b <- c("protest", "other", "other", "other", "protest", "other")
+  for (i in 1:6) append_label_row(out, paths[i], "ann", "label", a[i])
+  for (i in 1:6) append_label_row(out, paths[i], "bob", "label", if (i == 2) "protest" else b[i])
+  append_label_row(out, paths[2], "bob", "undo")     # bob takes back "protest" on image 2 ...
+  append_label_row(out, paths[2], "bob", "label", "other")  # ... and says "other"
+  append_label_row(out, paths[6], "bob", "skip")     # and skips image 6 after all
+  labels <- read_labels(out)
+  agree <- label_agreement(labels, times = 50, seed = 1)
+  pct <- agree[agree$.metric == "percent_agreement", ]
+  expect_equal(pct$n_units, 5L)  # image 6 has one coder's label only
+  expect_equal(pct$.estimate, 4 / 5)
+  expect_equal(label_disagreements(labels)$path[1], normalizePath(paths[2], mustWork = FALSE))
+})
