@@ -51,19 +51,23 @@
 #' dups
 #' # Keep one image per group:
 #' imgs[dups$is_first %in% TRUE, ]
-find_duplicates <- function(images, method = c("phash", "exact"), max_distance = 8,
-                            verbose = interactive()) {
+find_duplicates <- function(images, method = c("phash", "exact", "embedding"), max_distance = 8,
+                            threshold = 0.85, backbone = "efficientnet_lite0", verbose = interactive()) {
   method <- check_choice(method)
   check_max_distance(max_distance)
+  check_scalar(threshold, function(v) v > 0 && v <= 1, "a cosine similarity above 0 and at most 1",
+               "threshold", caller_env())
   check_flag(verbose)
   paths <- image_paths(images)
   skip <- marked_unreadable(images, length(paths))
-  res <- engine_call(
+  model <- if (method == "embedding") embedding_args(images, backbone)
+  res <- do.call(engine_call, c(list(
     "prepare.find_duplicates", as.list(paths),
-    method = method, max_distance = as.integer(max_distance), skip = as.list(skip),
-    progress = progress_callback(verbose, "Hashing images")
-  )
-  out <- tibble::add_column(as_schema(res, "duplicates"), path = paths, .before = 1)
+    method = method, max_distance = as.integer(max_distance), skip = as.list(skip), threshold = threshold,
+    progress = progress_callback(verbose, if (is.null(model)) "Hashing images" else "Embedding images")
+  ), model))
+  schema <- if (method == "embedding") "duplicates_embedding" else "duplicates"
+  out <- tibble::add_column(as_schema(res, schema), path = paths, .before = 1)
   problems <- col_of(res$problem)
   if (any(skip)) {
     given <- if (is.data.frame(images) && "problem" %in% names(images)) images$problem[skip] else NA
@@ -72,6 +76,14 @@ find_duplicates <- function(images, method = c("phash", "exact"), max_distance =
   warn_unreadable(paths, ifelse(is.na(out$group), ifelse(is.na(problems), "unreadable", problems), NA),
                   "{?its/their} {.field group} is {.val {NA}}")
   out
+}
+
+# The engine's embedding arguments: the embedding column when `images` has
+# one, else the model to embed with.
+embedding_args <- function(images, backbone, call = caller_env()) {
+  given <- embedding_input(images, "images", call)$embedding
+  if (!is.null(given)) return(list(embedding = given))
+  embedding_model(backbone, 224, "rescale_crop", call)
 }
 
 marked_unreadable <- function(images, n) {
