@@ -143,7 +143,7 @@ similar_images <- function(query, pool = query, k = 5, backbone = "efficientnet_
 #'   used), or anything [image_embeddings()] takes, which is then embedded
 #'   with `backbone`.
 #' @param color A column of `x` (bare name) to colour points by, e.g.
-#'   `label`; `NULL` for one colour.
+#'   `label` (the default, when `x` has it); `NULL` for one colour.
 #' @param method `"pca"` or `"umap"`.
 #' @param thumbnails Draw thumbnails of some images at their place.
 #' @param n_thumbnails How many thumbnails (spread over the map: each next
@@ -168,7 +168,10 @@ plot_embeddings <- function(x, color = label, method = c("pca", "umap"), thumbna
   if (!(is.data.frame(x) && is.matrix(x[["embedding"]]))) {
     x <- image_embeddings(x, backbone = backbone, verbose = verbose)
   }
-  color_col <- select_columns(x, rlang::enquo(color), "color", max = 1)
+  color <- rlang::enquo(color)
+  # the default colours by `label` when there is one (image_files() has it)
+  no_label <- rlang::quo_is_symbol(color, name = "label") && !"label" %in% names(x)
+  color_col <- if (no_label) character() else select_columns(x, color, "color", max = 1)
   x <- x[stats::complete.cases(x$embedding), , drop = FALSE]
   if (nrow(x) < 3) {
     tv_abort("{.arg x} has {nrow(x)} image{?s} with an embedding; a map needs at least 3.",

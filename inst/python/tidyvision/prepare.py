@@ -34,8 +34,8 @@ HASH_MIN_SIDE = 128
 CROP_FRACTIONS = (0.95, 0.90)
 # The default max_distance: see the module docstring.
 DEFAULT_MAX_DISTANCE = 8
-# The default threshold of "embedding": see DEFAULT_THRESHOLD in R/prepare.R's docs.
-DEFAULT_THRESHOLD = 0.9
+# The default threshold of "embedding", measured: see find_duplicates() in R/prepare.R.
+DEFAULT_THRESHOLD = 0.85
 # Files per parallel batch: progress is reported between batches.
 CHUNK = 512
 # About this many hash pairs are compared at once (8 bytes each).
