@@ -84,7 +84,8 @@ check_thresholds <- function(x, call = caller_env()) {
 
 # validate_tags()' metrics at each threshold; one warning for the undefined ones.
 curve_of <- function(m, thresholds, conf_level, times, seed) {
-  thresholds <- sort(unique(thresholds))
+  # seq(0.5, 0.99, by = 0.01) ends at 0.99000000000000010214: a tag at 0.99 must count there
+  thresholds <- sort(unique(round(thresholds, 10)))
   undefined <- FALSE
   rows <- withCallingHandlers(lapply(thresholds, function(t) {
     p <- tag_predictions(m, t)
@@ -99,7 +100,7 @@ curve_of <- function(m, thresholds, conf_level, times, seed) {
   if (undefined) {
     none <- unique(out$min_confidence[out$n_tagged == 0])
     tv_warn(c("Some metrics are undefined ({.val {NA}}) at some thresholds.",
-              i = if (length(none)) "No image is tagged at {.val {range(none)}} and between, so precision is undefined."),
+              i = if (length(none)) "No image is tagged at {.val {none}}, so precision is undefined there."),
             class = "undefined_metric")
   }
   structure(out, class = c("tv_tag_curve", class(out)), levels = m$levels)
@@ -140,7 +141,7 @@ autoplot.tv_tag_curve <- function(object, type = c("pr", "threshold"), threshold
       ggplot2::labs(x = paste("Recall of", event), y = paste("Precision of", event), colour = "Tagger")
   } else {
     long <- object[object$.metric %in% c("precision", "recall", "f1"), ]
-    long$tagger <- if (is.null(long$tagger)) factor("tag") else long$tagger
+    long$tagger <- long[["tagger"]] %||% factor("tag")
     p <- ggplot2::ggplot(long, ggplot2::aes(.data$min_confidence, .data$.estimate, colour = .data$.metric)) +
       ggplot2::geom_ribbon(ggplot2::aes(ymin = .data$.lower, ymax = .data$.upper, fill = .data$.metric),
                            alpha = 0.15, colour = NA, na.rm = TRUE) +
@@ -156,7 +157,7 @@ autoplot.tv_tag_curve <- function(object, type = c("pr", "threshold"), threshold
 
 # One row per tagger and threshold, a column per metric.
 curve_wide <- function(x) {
-  x$tagger <- if (is.null(x$tagger)) factor("tag") else x$tagger
+  x$tagger <- x[["tagger"]] %||% factor("tag")
   wide <- unique(x[c("tagger", "min_confidence")])
   key <- paste(wide$tagger, wide$min_confidence)
   for (m in c("precision", "recall", "f1")) {

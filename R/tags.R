@@ -234,10 +234,10 @@ tag_matches <- function(tags, truth, tag, label_quo, event, call = caller_env())
 
 # One row per hand-labelled image: tagged when its best tag reaches `min_confidence`.
 tag_predictions <- function(m, min_confidence) {
-  tagged <- !is.na(m$best) & m$best >= min_confidence
+  hit <- !is.na(m$best) & m$best >= min_confidence
   tibble::tibble(path = m$path, truth = m$truth,
-                 tagged = factor(ifelse(tagged, m$levels[1], m$levels[2]), levels = m$levels),
-                 confidence = ifelse(tagged, m$best, NA_real_))
+                 tagged = factor(ifelse(hit, m$levels[1], m$levels[2]), levels = m$levels),
+                 confidence = ifelse(hit, m$best, NA_real_))
 }
 
 max_or_na <- function(x) if (all(is.na(x))) NA_real_ else max(x, na.rm = TRUE)

@@ -4,6 +4,7 @@ rekognition <- function(name) test_path("fixtures", "rekognition", name)
 graded_tags <- function(n = 60) {
   truth <- tibble::tibble(path = sprintf("/data/img%03d.jpg", seq_len(n)), protest = rep(c(TRUE, FALSE), n / 2))
   conf <- ifelse(truth$protest, seq(0.45, 0.99, length.out = n), seq(0.2, 0.85, length.out = n))
+  conf[n - 1] <- 0.99  # a protest tagged at exactly 0.99
   tags <- tibble::tibble(path = truth$path, tag = "crowd", confidence = round(conf, 3))
   list(truth = truth, tags = tags[-(1:3), ])  # three images never tagged
 }
@@ -29,6 +30,10 @@ test_that("tag_curve() reproduces validate_tags() at each single threshold", {
   expect_s3_class(curve, "tv_tag_curve")
   expect_named(curve, c("min_confidence", "n_tagged", ".metric", ".estimator", ".estimate", ".lower", ".upper"))
   expect_equal(unique(curve$min_confidence), thresholds)
+  # a threshold from seq() counts a tag of exactly that confidence
+  top <- curve[curve$min_confidence == 0.99 & curve$.metric == "recall", ]
+  expect_equal(top$n_tagged, sum(d$tags$confidence >= 0.99))
+  expect_gt(top$n_tagged, 0)
   expect_curve_reproduces(curve, d$tags, d$truth, "crowd", protest, times = 300)
   # raising the threshold tags fewer images and never raises recall
   recall <- curve$.estimate[curve$.metric == "recall"]
