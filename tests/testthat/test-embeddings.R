@@ -38,7 +38,8 @@ emb_cache <- new.env()
 augmented_set <- function() {
   if (is.null(emb_cache$set)) {
     photos <- system.file("extdata", "images", package = "tidyvision")
-    sources <- file.path(photos, c("animals/koala.jpg", "buildings/berlin_cathedral.jpg"))
+    # phash misses these two photos' meme copies (14-18 bits from their source)
+    sources <- file.path(photos, c("animals/koala.jpg", "tools/screw_driver2.jpg"))
     others <- file.path(photos, c("animals/cow.jpg", "animals/lemur.jpg", "tools/hammer1.jpg",
                                   "buildings/aula_palatina.jpg"))
     root <- withr::local_tempdir(.local_envir = emb_cache)
@@ -133,5 +134,6 @@ test_that("plot_embeddings() maps the shipped photos by class, with thumbnails",
   skip_if_not_installed("uwot")
   u <- plot_embeddings(emb, color = label, method = "umap")
   expect_equal(u$labels$x, "UMAP 1")
-  expect_equal(plot_embeddings(emb, method = "umap")$data, u$data |> transform(.color = "all"), ignore_attr = TRUE)
+  expect_equal(plot_embeddings(emb, color = NULL, method = "umap")$data, transform(u$data, .color = "all"),
+               ignore_attr = TRUE)
 })
