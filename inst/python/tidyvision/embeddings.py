@@ -191,10 +191,11 @@ def _top_k(sim, offset, take, k, ok, cols):
     cols["distance"].append(np.clip(1 - best[keep].astype(np.float64), 0, 2))
 
 
-def close_pairs(x, threshold, block=BLOCK, progress=None):
+def close_pairs(x, threshold, block=BLOCK, progress=None, unit=False):
     """Index pairs (i < j) of rows whose cosine similarity is >= threshold,
-    comparing ``block`` rows at a time against every later row."""
-    u = unit_rows(x)
+    comparing ``block`` rows at a time against every later row. ``unit``:
+    the rows are unit_rows() already (no second copy of a large matrix)."""
+    u = x if unit else unit_rows(x)
     n, rows, cols = len(u), [], []
     for a in range(0, n, block):
         sim = u[a:a + block] @ u[a:].T

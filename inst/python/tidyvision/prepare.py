@@ -164,9 +164,9 @@ def group_embeddings(x, threshold, progress=None):
     n = len(x)
     if n == 0:
         return np.empty(0, np.int64), np.empty(0, bool), np.empty(0)
-    group = components(n, *cosine_pairs(x, float(threshold), progress=progress))
-    first, is_first = firsts(group)
     u = unit_rows(x)
+    group = components(n, *cosine_pairs(u, float(threshold), progress=progress, unit=True))
+    first, is_first = firsts(group)
     dist = np.clip(1 - np.einsum("ij,ij->i", u, u[first]).astype(np.float64), 0, 2)
     dist[is_first] = 0  # not a rounding error away from it
     return group, is_first, dist
@@ -214,8 +214,9 @@ def find_duplicates(paths, method="phash", max_distance=DEFAULT_MAX_DISTANCE, sk
 def _by_embedding(paths, embedding, todo, threshold, progress, model):
     """(usable positions, problems, grouping) of ``paths`` by their embeddings."""
     from .embeddings import vectors
-    if embedding is not None:
+    if embedding is not None and len(todo) < len(embedding):
         embedding = np.asarray(embedding)[todo]
     x, problems = vectors(paths, embedding, progress, **model)
     ok = [k for k, p in enumerate(problems) if p is None]
-    return ok, problems, group_embeddings(x[ok], threshold, progress)
+    # indexing copies: skip it when every row is usable (20,000 x 1280 is 100 MB)
+    return ok, problems, group_embeddings(x if len(ok) == len(x) else x[ok], threshold, progress)
