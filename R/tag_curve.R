@@ -135,7 +135,7 @@ autoplot.tv_tag_curve <- function(object, type = c("pr", "threshold"), threshold
     p <- ggplot2::ggplot(wide, ggplot2::aes(.data$recall, .data$precision, colour = .data$tagger)) +
       ggplot2::geom_path(na.rm = TRUE) + ggplot2::geom_point(size = 0.8, na.rm = TRUE) +
       ggplot2::geom_point(data = marked, size = 3.5, shape = 21, stroke = 1.2, fill = "white") +
-      ggplot2::geom_text(ggplot2::aes(label = .data$note), data = marked, hjust = -0.1, vjust = -0.6,
+      ggplot2::geom_text(ggplot2::aes(label = .data$note), data = marked, hjust = 1.05, vjust = -0.9,
                          size = 3.2, show.legend = FALSE) +
       ggplot2::coord_cartesian(xlim = c(0, 1), ylim = c(0, 1)) +
       ggplot2::labs(x = paste("Recall of", event), y = paste("Precision of", event), colour = "Tagger")
@@ -150,7 +150,9 @@ autoplot.tv_tag_curve <- function(object, type = c("pr", "threshold"), threshold
       ggplot2::facet_wrap(ggplot2::vars(.data$tagger)) +
       ggplot2::labs(x = "Minimum confidence", y = NULL, colour = NULL, fill = NULL)
   }
-  p <- p + ggplot2::theme_minimal() + ggplot2::labs(caption = "Marked: the chosen threshold.")
+  caption <- if (is.null(threshold)) "Marked: the threshold with the best F1 (threshold, F1)." else
+    sprintf("Marked: the threshold %s.", format(threshold))
+  p <- p + ggplot2::theme_minimal() + ggplot2::labs(caption = caption)
   if (nlevels(wide$tagger) == 1 && type == "pr") p <- p + ggplot2::guides(colour = "none")
   p
 }
