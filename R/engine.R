@@ -99,6 +99,15 @@ ndarray_from_py <- function(x) {
   aperm(array(v, dim = rev(dim)), rev(seq_along(dim)))
 }
 
+# A numeric matrix for the engine: float32 bytes and a shape, rebuilt as a
+# NumPy array by bridge.py's from_r() (reticulate 1.28 can't hand an R
+# matrix to NumPy 2). NA becomes NaN.
+py_array <- function(m) {
+  m <- as.matrix(m)
+  list(`__ndarray__` = "float32", dim = as.list(dim(m)),
+       data = writeBin(as.vector(t(m)), raw(), size = 4, endian = "little"))
+}
+
 rethrow_python <- function(e, call) {
   if (inherits(e, "tidyvision_error") || inherits(e, "interrupt")) return()
   err <- reticulate::py_last_error()

@@ -195,32 +195,49 @@ read_rekognition <- function(file) {
 #' v$metrics
 validate_tags <- function(tags, truth, tag, label, min_confidence = 0.5, event = NULL,
                           conf_level = 0.95, times = 2000, seed = 1) {
-  check_tags(tags)
-  if (!is.character(tag) || length(tag) == 0 || anyNA(tag)) {
-    tv_abort("{.arg tag} must be one or more tag names, e.g. {.val crowd}.", class = "bad_argument")
-  }
-  check_probability(min_confidence)
-  if (!is.data.frame(truth) || !"path" %in% names(truth)) {
-    tv_abort("{.arg truth} must be a data frame with a {.field path} column and the hand label.",
+  if (is.numeric(min_confidence) && length(min_confidence) > 1) {
+    tv_abort(c("{.arg min_confidence} must be one number here.",
+               i = "For precision and recall at many thresholds use {.fn tag_curve}."),
              class = "bad_argument")
   }
-  label_col <- one_column(truth, rlang::enquo(label), "label", caller_env())
-  classes <- label_classes(truth[[label_col]], label_col, event)
-  keys <- join_keys(tags$path, truth$path)
-  hit <- tolower(tags$tag) %in% tolower(tag) & !is.na(tags$confidence) & tags$confidence >= min_confidence
-  best <- tapply(ifelse(hit, tags$confidence, NA_real_), keys$tags, max_or_na)
-  predictions <- tibble::tibble(
-    path = truth$path, truth = classes$truth,
-    tagged = factor(ifelse(keys$truth %in% names(best)[!is.na(best)], classes$levels[1], classes$levels[2]),
-                    levels = classes$levels),
-    confidence = as.vector(best[keys$truth])
-  )
-  warn_untagged(truth$path[!keys$truth %in% keys$tags])
+  check_probability(min_confidence)
+  m <- tag_matches(tags, truth, tag, rlang::enquo(label), event)
+  warn_untagged(m$untagged)
+  predictions <- tag_predictions(m, min_confidence)
   structure(list(
     metrics = image_metrics(predictions, truth, tagged, conf_level = conf_level, times = times, seed = seed),
     confusion = confusion(predictions, truth, tagged), predictions = predictions,
-    tag = tag, label = label_col, min_confidence = min_confidence
+    tag = tag, label = m$label, min_confidence = min_confidence
   ), class = "tv_tag_validation")
+}
+
+# What validate_tags() and tag_curve() share: each hand-labelled image's
+# truth (a two-level factor) and the confidence of its best tag among `tag`
+# (NA when it has none), whatever the threshold.
+tag_matches <- function(tags, truth, tag, label_quo, event, call = caller_env()) {
+  check_tags(tags, call = call)
+  if (!is.character(tag) || length(tag) == 0 || anyNA(tag)) {
+    tv_abort("{.arg tag} must be one or more tag names, e.g. {.val crowd}.", class = "bad_argument", call = call)
+  }
+  if (!is.data.frame(truth) || !"path" %in% names(truth)) {
+    tv_abort("{.arg truth} must be a data frame with a {.field path} column and the hand label.",
+             class = "bad_argument", call = call)
+  }
+  label_col <- one_column(truth, label_quo, "label", call)
+  classes <- label_classes(truth[[label_col]], label_col, event, call)
+  keys <- join_keys(tags$path, truth$path, call)
+  hit <- tolower(tags$tag) %in% tolower(tag) & !is.na(tags$confidence)
+  best <- tapply(ifelse(hit, tags$confidence, NA_real_), keys$tags, max_or_na)
+  list(path = truth$path, truth = classes$truth, levels = classes$levels, label = label_col,
+       best = as.vector(best[keys$truth]), untagged = truth$path[!keys$truth %in% keys$tags])
+}
+
+# One row per hand-labelled image: tagged when its best tag reaches `min_confidence`.
+tag_predictions <- function(m, min_confidence) {
+  hit <- !is.na(m$best) & m$best >= min_confidence
+  tibble::tibble(path = m$path, truth = m$truth,
+                 tagged = factor(ifelse(hit, m$levels[1], m$levels[2]), levels = m$levels),
+                 confidence = ifelse(hit, m$best, NA_real_))
 }
 
 max_or_na <- function(x) if (all(is.na(x))) NA_real_ else max(x, na.rm = TRUE)
@@ -295,9 +312,10 @@ check_unique_names <- function(paths, names, arg, call) {
   }
 }
 
-warn_untagged <- function(paths) {
+warn_untagged <- function(paths, tagger = NULL) {
   if (length(paths) == 0) return(invisible())
-  tv_warn(c("{length(paths)} hand-labelled image{?s} {?has/have} no tags at all and count{?s/} as not tagged:",
+  by <- if (!is.null(tagger)) paste0(" from ", tagger) else ""
+  tv_warn(c("{length(paths)} hand-labelled image{?s} {?has/have} no tags at all{by} and count{?s/} as not tagged:",
             bullets_of(paths)), class = "untagged")
 }
 

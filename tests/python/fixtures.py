@@ -271,3 +271,57 @@ def body_change(weights_path, backbone, n_classes):
     body = [k for k in pretrained if k.startswith("body.")]
     assert body and all(k in saved for k in body)
     return max(float((saved[k].float() - pretrained[k].float()).abs().max()) for k in body)
+
+
+# Embeddings (issue 16) -------------------------------------------------------
+# Semantic copies of the shipped photos: what phash misses and embeddings find.
+
+MEME_TEXT = ("WHEN THE MODEL", "SEES IT")
+
+
+def meme_copy(src, dst, band=0.18, colour="white", where="top", text=MEME_TEXT):
+    """A meme-style copy: the same photo with a band of text (white on black or
+    black on white) covering ``band`` of its height, at the top or bottom."""
+    from PIL import ImageDraw, ImageFont
+    im = Image.open(src).convert("RGB")
+    w, h = im.size
+    bh = round(h * band)
+    y0 = 0 if where == "top" else h - bh
+    fill, ink = ((255, 255, 255), (0, 0, 0)) if colour == "white" else ((0, 0, 0), (255, 255, 255))
+    draw = ImageDraw.Draw(im)
+    draw.rectangle((0, y0, w, y0 + bh), fill=fill)
+    font = ImageFont.load_default(size=max(8, bh // (len(text) + 1)))
+    for k, line in enumerate(text):
+        draw.text((w / 2, y0 + bh * (k + 1) / (len(text) + 1)), line, fill=ink, font=font, anchor="mm")
+    im.save(dst, quality=90)
+    return os.fspath(dst)
+
+
+def augmented_copies(src, root, kinds=("mirrored", "cropped", "recoloured", "meme")):
+    """Copies of one photo a person would call the same picture: mirrored,
+    cropped by 10% a side, re-coloured (saturation and warmth) and with a meme
+    text band. Returns their paths, in the order of ``kinds``."""
+    from PIL import ImageEnhance, ImageOps
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    im = Image.open(src).convert("RGB")
+    w, h = im.size
+    stem = Path(src).stem
+    paths = []
+    for kind in kinds:
+        path = root / f"{stem}_{kind}.jpg"
+        if kind == "meme":
+            paths.append(meme_copy(src, path))
+            continue
+        if kind == "mirrored":
+            out = ImageOps.mirror(im)
+        elif kind == "cropped":
+            out = im.crop((round(w * .1), round(h * .1), round(w * .9), round(h * .9)))
+        elif kind == "recoloured":
+            warm = np.asarray(ImageEnhance.Color(im).enhance(1.6), np.float32) * (1.12, 1.0, 0.85)
+            out = Image.fromarray(np.clip(warm, 0, 255).astype(np.uint8))
+        else:
+            raise ValueError(kind)
+        out.save(path, quality=90)
+        paths.append(str(path))
+    return paths

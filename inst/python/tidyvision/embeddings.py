@@ -3,8 +3,10 @@
 Each image's vector is computed once per (file content, model, preprocessing)
 and kept in the engine's cache, so similar images, semantic duplicates, label
 issues, learning curves and active learning never decode an image twice.
-Also the small linear heads fitted on those vectors (head-only training in
-seconds): out-of-fold probabilities and fit-then-predict.
+Also cosine similarity over those vectors, block by block (nearest
+neighbours, and every pair above a threshold for semantic duplicates), and
+the small linear heads fitted on them (head-only training in seconds):
+out-of-fold probabilities and fit-then-predict.
 """
 import numpy as np
 
@@ -12,6 +14,11 @@ from . import config, images, transforms
 from .backbones import build_backbone, split_head
 from .cache import CACHE
 from .classifier import eval_loader, load_model
+from .errors import check
+
+# Rows of one side compared at once: a 2048 x 20,000 float32 block of
+# similarities is 160 MB, so 20,000 images never hold all pairs in memory.
+BLOCK = 2048
 
 
 class EmbeddingStore:
@@ -105,6 +112,102 @@ def _gather(store, digests, problems):
         if problems[i] is None and key in store.vectors:
             out[i] = store.vectors[key]
     return out
+
+
+def vectors(paths, embedding=None, progress=None, **model):
+    """(float32 (n, d) embeddings, problems) of ``paths``: ``embedding`` as
+    given (NaN rows are missing), or embedded with ``model`` (embed()'s
+    arguments), from the cache where it can."""
+    if embedding is None:
+        res = embed(paths, progress=progress, **model)
+        return res["embedding"], res["problem"]
+    x = np.asarray(embedding, np.float32).reshape(len(embedding), -1)
+    check(len(x) == len(paths), "bad_argument",
+          f"The embedding matrix has {len(x)} rows for {len(paths)} images.")
+    return x, [None if np.isfinite(row).all() else "Its embedding is missing." for row in x]
+
+
+def similar(query, pool, k=5, exclude=None, query_embedding=None, pool_embedding=None,
+            progress=None, **model):
+    """nearest() of the images ``query`` among ``pool``, embedding each side
+    unless its embeddings are given; also each side's problems."""
+    q, q_problems = vectors(query, query_embedding, progress, **model)
+    p, p_problems = vectors(pool, pool_embedding, progress, **model)
+    check(q.shape[1] == p.shape[1], "bad_argument",
+          f"The query embeddings have {q.shape[1]} dimensions and the pool's {p.shape[1]}: "
+          "embed both with the same backbone.")
+    out = nearest(q, p, k, exclude)
+    out.update(query_problem=q_problems, pool_problem=p_problems)
+    return out
+
+
+def unit_rows(x):
+    """Float32 rows scaled to length 1; NaN rows (unreadable images) and
+    all-zero rows become NaN, which no comparison matches."""
+    x = np.array(x, dtype=np.float32, copy=True).reshape(len(x), -1)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    norm[~(norm > 0)] = np.nan
+    return x / norm
+
+
+def nearest(query, pool, k=5, exclude=None, block=BLOCK):
+    """The ``k`` pool rows with the highest cosine similarity to each query row.
+
+    ``exclude`` gives, per query row, a pool row (0-based) it may not match
+    (itself), or -1. Query rows with NaN get no neighbours; NaN pool rows are
+    never neighbours. Returns columns ``query`` and ``neighbour`` (1-based),
+    ``rank`` (1 = nearest; ties by pool order) and ``distance`` (1 - cosine).
+    """
+    q, p = unit_rows(query), unit_rows(pool)
+    ok = np.flatnonzero(np.isfinite(p).all(1))
+    p = p[ok]
+    exclude = np.full(len(q), -1) if exclude is None else np.asarray(exclude, np.int64)
+    position = np.full(len(pool) + 1, -1)
+    position[ok] = np.arange(len(ok))
+    skip = position[exclude]  # the excluded row among the usable pool rows, or -1
+    take = min(int(k) + 1, len(ok))
+    cols = {"query": [], "neighbour": [], "rank": [], "distance": []}
+    for a in range(0, len(q), block):
+        sim = q[a:a + block] @ p.T
+        rows = np.flatnonzero(skip[a:a + block] >= 0)
+        sim[rows, skip[a:a + block][rows]] = -np.inf
+        _top_k(sim, a, take, int(k), ok, cols)
+    return {key: np.concatenate(v) if v else np.empty(0) for key, v in cols.items()}
+
+
+def _top_k(sim, offset, take, k, ok, cols):
+    """Append the ``k`` best finite similarities of each row of ``sim``."""
+    if take == 0:
+        return
+    top = np.argpartition(-sim, take - 1, axis=1)[:, :take]
+    best = np.take_along_axis(sim, top, axis=1)
+    order = np.lexsort((top, -best), axis=1)  # by similarity, then pool order
+    top, best = np.take_along_axis(top, order, 1)[:, :k], np.take_along_axis(best, order, 1)[:, :k]
+    keep = np.isfinite(best)
+    row, rank = np.nonzero(keep)
+    cols["query"].append(row + offset + 1)
+    cols["neighbour"].append(ok[top[keep]] + 1)
+    cols["rank"].append(rank + 1)
+    cols["distance"].append(np.clip(1 - best[keep].astype(np.float64), 0, 2))
+
+
+def close_pairs(x, threshold, block=BLOCK, progress=None, unit=False):
+    """Index pairs (i < j) of rows whose cosine similarity is >= threshold,
+    comparing ``block`` rows at a time against every later row. ``unit``:
+    the rows are unit_rows() already (no second copy of a large matrix)."""
+    u = x if unit else unit_rows(x)
+    n, rows, cols = len(u), [], []
+    for a in range(0, n, block):
+        sim = u[a:a + block] @ u[a:].T
+        i, j = np.nonzero(sim >= threshold)
+        keep = j > i
+        rows.append(i[keep] + a)
+        cols.append(j[keep] + a)
+        if progress is not None:
+            progress(min(a + block, n), n, "Comparing images")
+    if not rows:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(rows), np.concatenate(cols)
 
 
 def _head(seed, C=1.0):

@@ -12,6 +12,10 @@ of two images is the smallest of full-vs-full and full-vs-crop (both ways):
 near copies cropped by up to 5% a side then stay within 6 bits, while
 different photos stay 12 or more apart (tests/python/test_prepare.py,
 ``test_threshold_separates_copies_from_different_photos``).
+
+``method="embedding"`` finds semantic near-copies instead: images whose
+backbone embeddings (embeddings.py, cached) have a cosine similarity of at
+least ``threshold``, compared block by block, then joined the same way.
 """
 import logging
 
@@ -22,7 +26,7 @@ from .errors import check
 
 log = logging.getLogger(__name__)
 
-METHODS = ("phash", "exact")
+METHODS = ("phash", "exact", "embedding")
 # phash looks at a 32x32 grey image, so JPEGs are decoded at the smallest
 # scale (1/2, 1/4, 1/8) that keeps both sides at least this long.
 HASH_MIN_SIDE = 128
@@ -30,6 +34,8 @@ HASH_MIN_SIDE = 128
 CROP_FRACTIONS = (0.95, 0.90)
 # The default max_distance: see the module docstring.
 DEFAULT_MAX_DISTANCE = 8
+# The default threshold of "embedding", measured: see find_duplicates() in R/prepare.R.
+DEFAULT_THRESHOLD = 0.85
 # Files per parallel batch: progress is reported between batches.
 CHUNK = 512
 # About this many hash pairs are compared at once (8 bytes each).
@@ -128,6 +134,14 @@ def renumber(labels):
     return rank[inverse]
 
 
+def firsts(group):
+    """Each row's group's first row, and whether it is that row."""
+    n = len(group)
+    first = np.full(group.max() + 1, n, np.int64)
+    np.minimum.at(first, group, np.arange(n))
+    return first[group], first[group] == np.arange(n)
+
+
 def group_hashes(hashes, method, max_distance):
     """(group, is_first, distance) arrays for hashes that all exist."""
     n = len(hashes)
@@ -136,26 +150,39 @@ def group_hashes(hashes, method, max_distance):
         return empty, np.empty(0, bool), empty
     if method == "exact":
         group = renumber(np.asarray(hashes))
-        dist_to_first = np.zeros(n, np.int64)
-    else:
-        h = np.asarray(hashes, dtype=np.uint64).reshape(n, -1)
-        group = components(n, *close_pairs(h, max_distance))
-    first = np.full(group.max() + 1, n, np.int64)
-    np.minimum.at(first, group, np.arange(n))
-    is_first = first[group] == np.arange(n)
-    if method != "exact":
-        dist_to_first = hamming(h, h[first[group]]).astype(np.int64)
-    return group, is_first, dist_to_first
+        return (group,) + firsts(group)[1:] + (np.zeros(n, np.int64),)
+    h = np.asarray(hashes, dtype=np.uint64).reshape(n, -1)
+    group = components(n, *close_pairs(h, max_distance))
+    first, is_first = firsts(group)
+    return group, is_first, hamming(h, h[first]).astype(np.int64)
+
+
+def group_embeddings(x, threshold, progress=None):
+    """(group, is_first, distance = 1 - cosine to the group's first) for
+    rows of ``x`` that are all finite."""
+    from .embeddings import close_pairs as cosine_pairs, unit_rows
+    n = len(x)
+    if n == 0:
+        return np.empty(0, np.int64), np.empty(0, bool), np.empty(0)
+    u = unit_rows(x)
+    group = components(n, *cosine_pairs(u, float(threshold), progress=progress, unit=True))
+    first, is_first = firsts(group)
+    dist = np.clip(1 - np.einsum("ij,ij->i", u, u[first]).astype(np.float64), 0, 2)
+    dist[is_first] = 0  # not a rounding error away from it
+    return group, is_first, dist
 
 
 def find_duplicates(paths, method="phash", max_distance=DEFAULT_MAX_DISTANCE, skip=None,
-                    progress=None, workers=None):
-    """Group exact (sha256) or near (perceptual hash) copies.
+                    progress=None, workers=None, threshold=DEFAULT_THRESHOLD, embedding=None,
+                    **model):
+    """Group exact (sha256), near (perceptual hash) or semantic (embedding) copies.
 
     Returns columns ``group`` (1-based, in order of first appearance),
     ``is_first``, ``distance`` (bits from the group's first image; 0 for
-    exact) and ``problem``; all but ``problem`` are None for images that
-    are skipped (``skip``) or can't be hashed.
+    exact; 1 - cosine for embedding) and ``problem``; all but ``problem`` are
+    None for images that are skipped (``skip``) or can't be read.
+    ``embedding`` (n, d) is used as given (NaN rows unreadable); without it
+    the images are embedded with ``model`` (embeddings.embed's arguments).
     """
     check(method in METHODS, "bad_argument",
           f"`method` must be one of {', '.join(METHODS)}, not {method!r}.")
@@ -164,9 +191,13 @@ def find_duplicates(paths, method="phash", max_distance=DEFAULT_MAX_DISTANCE, sk
     paths = list(paths)
     skip = [bool(s) for s in skip] if skip is not None else [False] * len(paths)
     todo = [i for i, s in enumerate(skip) if not s]
-    hashes, problems = hash_files([paths[i] for i in todo], method, progress, workers)
-    ok = [k for k, h in enumerate(hashes) if h is not None]
-    group, is_first, dist = group_hashes([hashes[k] for k in ok], method, int(max_distance))
+    if method == "embedding":
+        ok, problems, (group, is_first, dist) = _by_embedding(
+            [paths[i] for i in todo], embedding, todo, threshold, progress, model)
+    else:
+        hashes, problems = hash_files([paths[i] for i in todo], method, progress, workers)
+        ok = [k for k, h in enumerate(hashes) if h is not None]
+        group, is_first, dist = group_hashes([hashes[k] for k in ok], method, int(max_distance))
     out = {"group": [None] * len(paths), "is_first": [None] * len(paths),
            "distance": [None] * len(paths), "problem": [None] * len(paths)}
     for k, problem in enumerate(problems):
@@ -175,6 +206,17 @@ def find_duplicates(paths, method="phash", max_distance=DEFAULT_MAX_DISTANCE, sk
         i = todo[k]
         out["group"][i] = int(group[pos]) + 1
         out["is_first"][i] = bool(is_first[pos])
-        out["distance"][i] = int(dist[pos])
+        out["distance"][i] = dist[pos].item()
     log.info("%d images in %d groups", len(ok), int(group.max()) + 1 if len(ok) else 0)
     return out
+
+
+def _by_embedding(paths, embedding, todo, threshold, progress, model):
+    """(usable positions, problems, grouping) of ``paths`` by their embeddings."""
+    from .embeddings import vectors
+    if embedding is not None and len(todo) < len(embedding):
+        embedding = np.asarray(embedding)[todo]
+    x, problems = vectors(paths, embedding, progress, **model)
+    ok = [k for k, p in enumerate(problems) if p is None]
+    # indexing copies: skip it when every row is usable (20,000 x 1280 is 100 MB)
+    return ok, problems, group_embeddings(x if len(ok) == len(x) else x[ok], threshold, progress)
