@@ -26,9 +26,11 @@
 #'   column and optionally `split`). Unreadable rows are skipped with a
 #'   warning.
 #' @param label The column holding the class labels.
-#' @param backbone `"efficientnet_lite0"` (ImageNet weights installed with
-#'   the Python dependencies, works offline) or a torchvision model name such
-#'   as `"resnet18"` or `"resnet50"` (weights from torchvision's cache,
+#' @param backbone `"efficientnet_lite0"`, `"efficientnet_lite1"` or
+#'   `"efficientnet_lite2"` (ImageNet weights installed with the Python
+#'   dependencies, so they work offline; trained at 224, 240 and 260 pixels,
+#'   a fitting `image_size`, though any works) or a torchvision model name
+#'   such as `"resnet18"` or `"resnet50"` (weights from torchvision's cache,
 #'   downloaded on a connected machine, or from `weights`).
 #' @param epochs Number of passes over the training images.
 #' @param learning_rate,momentum SGD's learning rate and momentum.

@@ -315,6 +315,14 @@ image_info_of <- function(path) {
 #'   when the plot is printed 7 inches wide at 300 dpi.
 #' @param ncol Images per row; by default up to 4.
 #' @param caption A caption under the plot, e.g. which model and data.
+#' @param explain `TRUE` to lay each image's Grad-CAM heatmap for the
+#'   predicted class over it ([explain()][explain.tv_classifier]; needs `fit`): where the model
+#'   found the evidence for its mistake. Images are then shown as the
+#'   network saw them (after its resize).
+#' @param fit With `explain = TRUE`, the classifier that made the
+#'   predictions.
+#' @param alpha With `explain = TRUE`, the heatmap's opacity where it is
+#'   hottest (see [plot_explanations()]).
 #' @return A ggplot. Its `data` holds the mistakes shown, in order: `path`,
 #'   `truth`, `prediction`, `probability`, and `.panel`.
 #' @export
@@ -330,8 +338,11 @@ image_info_of <- function(path) {
 #' val$.pred_class <- ifelse(val$.pred_animals > 0.5, "animals", "tools")
 #' plot_errors(val, label, n = 8)
 plot_errors <- function(data, truth, estimate = .pred_class, ..., n = 12, path = path,
-                        size = NULL, ncol = NULL, caption = NULL) {
+                        size = NULL, ncol = NULL, caption = NULL, explain = FALSE, fit = NULL,
+                        alpha = 0.5) {
   rlang::check_dots_empty()
+  check_flag(explain)
+  if (explain) check_classifier(fit)
   cols <- metric_columns(data, rlang::enquo(truth), rlang::enquo(estimate))
   path_col <- one_column(data, rlang::enquo(path), "path", caller_env())
   check_count(n)
@@ -342,7 +353,8 @@ plot_errors <- function(data, truth, estimate = .pred_class, ..., n = 12, path =
   check_count(ncol)
   size <- size %||% sharp_size(ncol)
   check_count(size)
-  p <- error_gallery(shown, read_thumbnails(shown$path, as.integer(size)), ncol, nrow(errors))
+  thumbs <- if (explain) error_explanations(fit, shown, alpha) else read_thumbnails(shown$path, as.integer(size))
+  p <- error_gallery(shown, thumbs, ncol, nrow(errors))
   p + class_scale(all_classes(data, cols), "Truth", shown = shown$truth) +
     ggplot2::labs(caption = wrap_caption(caption))
 }
@@ -371,11 +383,24 @@ ranked_errors <- function(data, cols, path_col) {
 }
 
 error_gallery <- function(shown, thumbs, ncol, total) {
-  shown$.panel <- factor(seq_len(nrow(shown)))
+  image_gallery(shown, thumbs, ncol, gallery_captions(shown, ncol),
+                title = sprintf("%d of %d misclassified images, most confident first", nrow(shown), total))
+}
+
+# Per panel: file name, truth (when known), the predicted (or explained)
+# class and its probability.
+gallery_captions <- function(shown, ncol, label = "predicted") {
   prob <- ifelse(is.na(shown$probability), "", sprintf(" (%.2f)", shown$probability))
-  captions <- sprintf("%s\ntruth: %s\npredicted: %s%s", truncate_name(basename(shown$path), floor(90 / ncol)),
-                      shown$truth, shown$prediction, prob)
-  missing <- shown[vapply(thumbs, is.null, logical(1)), ]
+  truth <- ifelse(is.na(shown$truth), "", sprintf("\ntruth: %s", shown$truth))
+  sprintf("%s%s\n%s: %s%s", truncate_name(basename(shown$path), floor(90 / ncol)),
+          truth, label, shown$prediction, prob)
+}
+
+# One captioned panel per row of `shown` (path, truth), its raster framed in
+# the colour of its truth; grey tiles where a raster is NULL.
+image_gallery <- function(shown, rasters, ncol, captions, title, text_size = 8) {
+  shown$.panel <- factor(seq_len(nrow(shown)))
+  missing <- shown[vapply(rasters, is.null, logical(1)), ]
   p <- ggplot2::ggplot(shown, ggplot2::aes(x = 0.5, y = 0.5)) +
     ggplot2::geom_tile(ggplot2::aes(colour = .data$truth), width = 0.99, height = 0.99,
                        fill = NA, linewidth = 1)
@@ -384,15 +409,15 @@ error_gallery <- function(shown, thumbs, ncol, total) {
     p <- p + ggplot2::geom_tile(data = missing, width = 0.94, height = 0.94, fill = "grey80") +
       ggplot2::geom_text(data = missing, label = "can't read", size = 3, colour = "grey30")
   }
-  for (i in seq_along(thumbs)) {
-    p <- p + fitted_raster(thumbs[[i]], tibble::tibble(.panel = shown$.panel[i], x = 0.5, y = 0.5))
+  for (i in seq_along(rasters)) {
+    p <- p + fitted_raster(rasters[[i]], tibble::tibble(.panel = shown$.panel[i], x = 0.5, y = 0.5))
   }
   p + ggplot2::facet_wrap(ggplot2::vars(.data$.panel), ncol = ncol,
                           labeller = ggplot2::as_labeller(rlang::set_names(captions, shown$.panel))) +
     ggplot2::coord_fixed(xlim = c(0, 1), ylim = c(0, 1), expand = FALSE) +
-    ggplot2::labs(title = sprintf("%d of %d misclassified images, most confident first", nrow(shown), total)) +
+    ggplot2::labs(title = title) +
     gallery_theme() +
-    ggplot2::theme(strip.text = ggplot2::element_text(size = 8, hjust = 0, face = "plain",
+    ggplot2::theme(strip.text = ggplot2::element_text(size = text_size, hjust = 0, face = "plain",
                                                       margin = ggplot2::margin(4, 0, 4, 0)))
 }
 

@@ -4,3 +4,7 @@ ggplot2::autoplot
 
 #' @export
 generics::augment
+
+#' @importFrom generics explain
+#' @export
+generics::explain

