@@ -313,7 +313,7 @@ read_corpus <- function(output, counts = FALSE) {
 
 read_corpus_file <- function(file) {
   # read-write, so that a journal left by a killed run is rolled back
-  con <- DBI::dbConnect(RSQLite::SQLite(), file)
+  con <- DBI::dbConnect(RSQLite::SQLite(), file, synchronous = NULL)
   on.exit(DBI::dbDisconnect(con))
   RSQLite::sqliteSetBusyHandler(con, 10000L)
   meta <- DBI::dbGetQuery(con, "SELECT key, value FROM meta")

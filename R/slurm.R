@@ -95,7 +95,7 @@ wait_futures <- function(fs, run, verbose) {
 corpus_status <- function(files) {
   rows <- lapply(files, function(file) {
     tryCatch({
-      con <- DBI::dbConnect(RSQLite::SQLite(), file, flags = RSQLite::SQLITE_RO)
+      con <- DBI::dbConnect(RSQLite::SQLite(), file, flags = RSQLite::SQLITE_RO, synchronous = NULL)
       on.exit(DBI::dbDisconnect(con))
       DBI::dbGetQuery(con, paste(
         "SELECT (SELECT value FROM meta WHERE key = 'shard') AS shard, count(*) AS images,",
