@@ -15,6 +15,10 @@ SCHEMAS <- list(
             xmax = "dbl", ymax = "dbl", image_width = "int", image_height = "int",
             score = "dbl", problem = "chr"),
   tags = c(path = "chr", tag = "chr", confidence = "dbl", source = "chr"),
+  corpus_tags = c(path = "chr", tag = "chr", confidence = "dbl", source = "chr", problem = "chr"),
+  corpus_detections = c(path = "chr", object = "int", class = "chr", confidence = "dbl",
+                        xmin = "dbl", ymin = "dbl", xmax = "dbl", ymax = "dbl",
+                        image_width = "int", image_height = "int", problem = "chr"),
   cache = c(space = "chr", entries = "int", bytes = "dbl"),
   agreement = c(.metric = "chr", .estimate = "dbl", .lower = "dbl", .upper = "dbl", n_units = "int",
                 n_coders = "int", coders = "chr")

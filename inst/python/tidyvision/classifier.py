@@ -86,26 +86,36 @@ def predict(paths, weights_path, backbone, n_classes, resize="rescale_crop", ima
 
     Decoding the next chunk (threads) overlaps the forward pass of this one.
     """
+    paths = list(paths)
+    probs = np.full((len(paths), int(n_classes)), np.nan, dtype=np.float32)
+    problems = [None] * len(paths)
+    batches = images.batched(paths, int(batch_size))
+    for offset, chunk, p, prob in predict_batches(batches, weights_path, backbone, n_classes, resize,
+                                                  image_size, device, precision):
+        probs[offset:offset + len(chunk)] = p
+        problems[offset:offset + len(chunk)] = prob
+        if progress is not None:
+            progress(offset + len(chunk), len(paths))
+    return {"prob": probs, "problem": problems}
+
+
+def predict_batches(batches, weights_path, backbone, n_classes, resize="rescale_crop", image_size=224,
+                    device="auto", precision="auto"):
+    """(offset, paths, probabilities, problems) for each batch of paths, in
+    order: the loop of predict(), shared with classify_folder() (corpus.py)."""
     import torch
     device = config.resolve_device(device)
     precision = config.resolve_precision(precision, device)
     model = load_model(weights_path, backbone, n_classes, device)
     loader, min_side = eval_loader(resize, int(image_size)), transforms.decode_min_side(resize, int(image_size))
-    paths = list(paths)
-    probs = np.full((len(paths), int(n_classes)), np.nan, dtype=np.float32)
-    problems = [None] * len(paths)
 
     def decode(path):
         im, problem = images.try_load_rgb(path, min_side)
         return (loader(im), None) if im is not None else (None, problem)
 
-    for offset, chunk, decoded in images.prefetched(paths, batch_size, decode):
+    for offset, chunk, decoded in images.prefetched_batches(batches, decode):
+        probs = np.full((len(chunk), int(n_classes)), np.nan, dtype=np.float32)
         ok = [j for j, (t, _) in enumerate(decoded) if t is not None]
-        for j, (_, problem) in enumerate(decoded):
-            problems[offset + j] = problem
         if ok:
-            x = torch.stack([decoded[j][0] for j in ok])
-            probs[[offset + j for j in ok]] = forward_probs(model, x, device, precision)
-        if progress is not None:
-            progress(offset + len(chunk), len(paths))
-    return {"prob": probs, "problem": problems}
+            probs[ok] = forward_probs(model, torch.stack([decoded[j][0] for j in ok]), device, precision)
+        yield offset, chunk, probs, [problem for _, problem in decoded]

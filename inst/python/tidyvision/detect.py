@@ -272,18 +272,30 @@ def detect(paths, model="yolov8n.pt", confidence=0.25, iou=0.7, classes=None, im
     1-based); an image without boxes, or that can't be read, is one row
     with ``object`` None (and a ``problem`` when unreadable).
     """
+    paths = [str(p) for p in paths]
+    out = {k: [] for k in _COLUMNS}
+    for offset, chunk, cols in detect_batches(images.batched(paths, int(batch_size)), model, confidence,
+                                              iou, classes, image_size, device):
+        for k in _COLUMNS:
+            out[k].extend(cols[k])
+        if progress is not None:
+            progress(offset + len(chunk), len(paths))
+    return out
+
+
+def detect_batches(batches, model="yolov8n.pt", confidence=0.25, iou=0.7, classes=None, image_size=None,
+                   device="auto"):
+    """(offset, paths, columns) for each batch of paths: the loop of detect(),
+    shared with classify_folder() (corpus.py)."""
     yolo = load_model(model)
     imgsz = int(image_size) if image_size else int(yolo.overrides.get("imgsz") or 640)
     args = dict(conf=float(confidence), iou=float(iou), classes=class_ids(classes, yolo.names),
                 imgsz=imgsz, device=yolo_device(device), verbose=False, save=False)
-    paths = [str(p) for p in paths]
-    out = {k: [] for k in _COLUMNS}
     with torch_state(), images.quiet_bomb_warnings():
-        for offset, chunk, decoded in images.prefetched(paths, int(batch_size), lambda p: decode_upright(p, imgsz)):
+        for offset, chunk, decoded in images.prefetched_batches(batches, lambda p: decode_upright(p, imgsz)):
+            out = {k: [] for k in _COLUMNS}
             ok = [d[0] for d in decoded if d[0] is not None]
             results = iter(yolo.predict(ok, **args) if ok else [])
             for path, (im, size, problem) in zip(chunk, decoded):
                 _image_rows(out, path, next(results) if im is not None else None, size, problem)
-            if progress is not None:
-                progress(offset + len(chunk), len(paths))
-    return out
+            yield offset, chunk, out

@@ -223,26 +223,45 @@ def _check_detector(model, upsample, confidence):
     _require([model])
 
 
+_FACE_COLUMNS = ("path", "face", "confidence", "score", "xmin", "ymin", "xmax", "ymax",
+                 "image_width", "image_height", "problem")
+
+
 def detect(paths, model="hog", upsample=1, confidence=0.6, progress=None, workers=None):
     """One row per face, and one row with face None for each image without a
     face (or unreadable, with its problem). Boxes are pixel edges of the
     upright (EXIF-rotated) image, clipped to it."""
+    paths = list(paths)
+    cols = {k: [] for k in _FACE_COLUMNS}
+    size = 4 * (workers or default_workers())
+    for offset, chunk, out in detect_batches([paths[i:i + size] for i in range(0, len(paths), size)],
+                                             model, upsample, confidence, workers):
+        for k in _FACE_COLUMNS:
+            cols[k].extend(out[k])
+        if progress is not None:
+            progress(offset + len(chunk), len(paths))
+    return cols
+
+
+def detect_batches(batches, model="hog", upsample=1, confidence=0.6, workers=None):
+    """(offset, paths, columns) for each batch of paths, detected in threads:
+    the loop of detect(), shared with classify_folder() (corpus.py)."""
     _check_detector(model, upsample, confidence)
     min_score = score_of(confidence)
-    results = _map_progress(lambda p: _detect_path(p, model, int(upsample), min_score),
-                            paths, progress, workers)
-    keys = ("path", "face", "confidence", "score", "xmin", "ymin", "xmax", "ymax",
-            "image_width", "image_height", "problem")
-    cols = {k: [] for k in keys}
-    for path, res in zip(paths, results):
-        faces = res["faces"] or [(None, (None,) * 4)]
-        for k, (score, box) in enumerate(faces, start=1):
-            row = (path, k if score is not None else None,
-                   None if score is None else confidence_of(score), score, *box,
-                   *res["size"], res["problem"])
-            for key, value in zip(keys, row):
-                cols[key].append(value)
-    return cols
+    offset = 0
+    for chunk in batches:
+        results = parallel_map(lambda p: _detect_path(p, model, int(upsample), min_score), chunk, workers)
+        cols = {k: [] for k in _FACE_COLUMNS}
+        for path, res in zip(chunk, results):
+            faces = res["faces"] or [(None, (None,) * 4)]
+            for k, (score, box) in enumerate(faces, start=1):
+                row = (path, k if score is not None else None,
+                       None if score is None else confidence_of(score), score, *box,
+                       *res["size"], res["problem"])
+                for key, value in zip(_FACE_COLUMNS, row):
+                    cols[key].append(value)
+        yield offset, chunk, cols
+        offset += len(chunk)
 
 
 # Embeddings -----------------------------------------------------------------

@@ -53,11 +53,25 @@ def is_image_path(path):
 
 
 def find_image_paths(root, recursive=True):
+    """Image files below ``root``, sorted, by name only (no file is opened):
+    an os.scandir() walk lists a million files in seconds."""
     root = Path(root)
     check(root.exists(), "path_not_found", f"Can't find the folder {root}.")
     check(root.is_dir(), "not_a_directory", f"{root} is a file, not a folder.")
-    entries = root.rglob("*") if recursive else root.iterdir()
-    return sorted(str(p) for p in entries if p.is_file() and is_image_path(p))
+    return sorted(_walk(str(root), recursive))
+
+
+def _walk(folder, recursive):
+    """The same files as is_image_path() over Path.rglob(): symlinked folders
+    are not followed, ``__MACOSX`` folders and ``._`` files are skipped."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if recursive and entry.name != "__MACOSX":
+                    yield from _walk(entry.path, recursive)
+            elif (os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
+                  and not entry.name.startswith("._") and entry.is_file()):
+                yield entry.path
 
 
 def folder_label_split(path, root):
@@ -242,19 +256,28 @@ def thumbnails(paths, size=128, workers=None):
     return parallel_map(_thumbnail, [(p, int(size)) for p in paths], workers)
 
 
+def batched(items, size):
+    items = list(items)
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
 def prefetched(items, size, decode):
     """(offset, chunk, decoded) for chunks of ``items``: the next chunk decodes
     in threads while the caller works on this one."""
-    items = list(items)
-    chunks = [items[i:i + size] for i in range(0, len(items), size)]
+    return prefetched_batches(batched(items, size), decode)
 
+
+def prefetched_batches(chunks, decode):
+    """prefetched() over chunks the caller cut (they may differ in size)."""
     def job(chunk):
         return parallel_map(decode, chunk)
 
+    offset = 0
     with ThreadPoolExecutor(max_workers=1) as ahead:
         pending = ahead.submit(job, chunks[0]) if chunks else None
         for k, chunk in enumerate(chunks):
             decoded = pending.result()
             if k + 1 < len(chunks):
                 pending = ahead.submit(job, chunks[k + 1])
-            yield k * size, chunk, decoded
+            yield offset, chunk, decoded
+            offset += len(chunk)

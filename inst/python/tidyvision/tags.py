@@ -52,20 +52,33 @@ def imagenet(paths, top_k=5, batch_size=32, device="auto", precision="auto", pro
     probable first; an unreadable image is one row with tag None and a
     ``problem``.
     """
+    paths = [str(p) for p in paths]
+    out = {k: [] for k in ("path", "tag", "confidence", "problem")}
+    for offset, chunk, cols in imagenet_batches(images.batched(paths, int(batch_size)), top_k,
+                                                device, precision):
+        for k in out:
+            out[k].extend(cols[k])
+        if progress is not None:
+            progress(offset + len(chunk), len(paths))
+    return out
+
+
+def imagenet_batches(batches, top_k=5, device="auto", precision="auto"):
+    """(offset, paths, columns) for each batch of paths: the loop of
+    imagenet(), shared with classify_folder() (corpus.py)."""
     import torch
     device = config.resolve_device(device)
     precision = config.resolve_precision(precision, device)
     model, names = _lite0(device), imagenet_classes()
     loader, min_side = classifier.eval_loader("rescale_crop", 224), transforms.decode_min_side("rescale_crop", 224)
     top_k = max(1, min(int(top_k), len(names)))
-    out = {k: [] for k in ("path", "tag", "confidence", "problem")}
 
     def decode(path):
         res, problems = transforms.decode_many([path], loader, min_side, workers=1)
         return res[0], problems[0]
 
-    paths = [str(p) for p in paths]
-    for offset, chunk, decoded in images.prefetched(paths, int(batch_size), decode):
+    for offset, chunk, decoded in images.prefetched_batches(batches, decode):
+        out = {k: [] for k in ("path", "tag", "confidence", "problem")}
         ok = [t for t, _ in decoded if t is not None]
         probs = iter(classifier.forward_probs(model, torch.stack(ok), device, precision) if ok else [])
         for path, (tensor, problem) in zip(chunk, decoded):
@@ -75,9 +88,7 @@ def imagenet(paths, top_k=5, batch_size=32, device="auto", precision="auto", pro
             p = next(probs)
             for i in np.argsort(-p, kind="stable")[:top_k]:
                 _append(out, path, names[i], float(p[i]), None)
-        if progress is not None:
-            progress(offset + len(chunk), len(paths))
-    return out
+        yield offset, chunk, out
 
 
 def _append(out, path, tag, confidence, problem=None):

@@ -1,0 +1,382 @@
+# Labelling a whole corpus into SQLite (engine: corpus.py): classify_folder(),
+# read_corpus(), write_corpus_csv(). Shards and SLURM are in slurm.R.
+
+#' Label a whole corpus, resumably, on a laptop or a cluster
+#'
+#' Runs one task over every image of a folder (or a list of images) and
+#' writes the rows into an SQLite file as it goes, a chunk of `chunk_size`
+#' images per transaction. Stop it any way you like (Ctrl-C, a crash, a
+#' killed job, a power cut): run the same call again and it does only the
+#' images that are missing, with no duplicate rows and no gaps. Read the
+#' result with [read_corpus()].
+#'
+#' **Tasks.** `task` is what runs on every image, with the columns of the
+#' verb that does it:
+#' * a classifier from [fine_tune()] or [load_classifier()], or the folder of
+#'   a saved classifier: the columns of [predict()][predict.tv_classifier]
+#'   (`.pred_class` and one `.pred_<class>` per class);
+#' * `"imagenet"`: the rows of [autotag()] (`...` may set `top_k`);
+#' * a YOLO detector (a `tv_detector`, a `.pt` file or a name such as
+#'   `"yolov8n.pt"`): the rows of [detect_objects()] (`...` may set
+#'   `confidence`, `iou`, `classes`, `image_size`); counts per image come from
+#'   `read_corpus(output, counts = TRUE)`;
+#' * `"faces"`: the rows of [detect_faces()] (`...` may set `model`,
+#'   `upsample`, `confidence`).
+#'
+#' **The output.** `output` holds the rows, the list of images with the
+#' chunk that did each, and the run's settings: the task's fingerprint (for
+#' a classifier, the sha256 of its weights, its classes and preprocessing)
+#' and the package version. Resuming with another task or other settings is
+#' an error of class `tidyvision_error_corpus_mismatch`; `overwrite = TRUE`
+#' starts afresh. A call adds the images it lists to the output; images
+#' already done are never done again. An image that can't be read is a row
+#' with a `problem` (and `NA` results); it counts as done, so it is not
+#' retried, and one warning says how many there were.
+#'
+#' **Memory and speed.** Images are listed by name only (no file is opened),
+#' so a million files list in seconds. They are decoded in threads a batch
+#' ahead of the network, as [predict()][predict.tv_classifier] does, and
+#' nothing but the current batch is held: memory stays flat whatever the
+#' size of the corpus.
+#'
+#' **Shards.** `shards = n` splits the images into `n` parts by a hash of
+#' their path, so each image always falls in the same part. Each part has its
+#' own file (`protest.sqlite` gives `protest.shard-01.sqlite`, ...), because
+#' SQLite's locks are unsafe on the network file systems of clusters. The
+#' parts run as futures, so [future::plan()] decides where: one after the
+#' other (the default, with one progress bar over all), in background R
+#' sessions (`future::multisession`), or as SLURM jobs
+#' (`future.batchtools::batchtools_slurm` with [slurm_template()]). A worker
+#' loads the classifier from disk: a classifier that was never saved is saved
+#' first, next to `output` (`protest.classifier/`). `shard = k` runs part
+#' `k` only; `shard = "slurm"`, inside a SLURM array job, runs part
+#' `SLURM_ARRAY_TASK_ID` of `SLURM_ARRAY_TASK_COUNT` (see
+#' `vignette("corpus")`).
+#'
+#' @param task What to run on each image (see Details).
+#' @param images A folder (searched recursively), image paths, or a tibble
+#'   with a `path` column such as [image_files()].
+#' @param output The SQLite file to write, e.g. `"protest.sqlite"`.
+#' @param chunk_size Images per transaction: at most this many images are
+#'   redone after a crash.
+#' @param resume Continue an existing `output`. With `FALSE`, an existing
+#'   `output` is an error unless `overwrite = TRUE`.
+#' @param shards Number of parts to split the images into.
+#' @param shard `NULL` to run every part, a number to run one part, or
+#'   `"slurm"` to take the part from a SLURM array job's environment.
+#' @param overwrite Delete an existing `output` (and its shard files) and
+#'   start afresh.
+#' @param batch_size Images decoded together (the next batch decodes while
+#'   this one runs).
+#' @param verbose Show a progress bar with the time left.
+#' @param ... Settings of the task (see Details).
+#' @return The state of each output file, invisibly: a tibble with `file`,
+#'   `shard`, `images`, `done`, `pending` and `problems`.
+#' @seealso [read_corpus()], [write_corpus_csv()], [slurm_template()].
+#' @export
+#' @examplesIf tv_available()
+#' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
+#' fit <- fine_tune(imgs, epochs = 1, train_layers = "head", image_size = 64)
+#' out <- file.path(tempdir(), "example-corpus.sqlite")
+#' classify_folder(fit, system.file("extdata", "images", package = "tidyvision"), out,
+#'                 overwrite = TRUE)
+#' read_corpus(out)
+classify_folder <- function(task, images, output, chunk_size = 1000, resume = TRUE, shards = 1,
+                            shard = NULL, overwrite = FALSE, batch_size = 64,
+                            verbose = interactive(), ...) {
+  call <- rlang::current_env()
+  check_count(chunk_size)
+  check_count(batch_size)
+  check_flag(resume)
+  check_flag(overwrite)
+  check_flag(verbose)
+  output <- check_output(output, call)
+  spec <- corpus_task(task, list(...), call)
+  parts <- corpus_shards(shards, shard, call)
+  files <- corpus_files(output, parts$n)
+  prepare_outputs(output, files, parts, resume, overwrite, call)
+  planned <- rlang::exec(engine_call, "corpus.plan", as.list(files[parts$run]), as.list(parts$run),
+                         parts$n, spec$engine, spec$fingerprint, corpus_meta(),
+                         !!!corpus_source(images, call), call = call)
+  if (planned$listed == 0) tv_warn("No image files found in {.arg images}.", class = "no_images")
+  run <- list(files = files[parts$run], spec = spec, chunk_size = as.integer(chunk_size),
+              batch_size = as.integer(batch_size), total = sum(unlist(planned$pending)))
+  summaries <- if (length(run$files) > 1 && !future_is_local()) {
+    run_futures(run, output, verbose, call)
+  } else {
+    run_here(run, verbose)
+  }
+  warn_problems(summaries, output)
+  invisible(corpus_status(files[parts$run]))
+}
+
+check_output <- function(output, call) {
+  if (!rlang::is_string(output) || !nzchar(output)) {
+    tv_abort("{.arg output} must be the path of an SQLite file, such as {.val corpus.sqlite}.",
+             class = "bad_argument", call = call)
+  }
+  if (dir.exists(output)) {
+    tv_abort(c("{.arg output} must be a file, but {.path {output}} is a folder.",
+               i = "Give a file name such as {.path {file.path(output, 'corpus.sqlite')}}."),
+             class = "bad_argument", call = call)
+  }
+  dir.create(dirname(expand_paths(output)), showWarnings = FALSE, recursive = TRUE)
+  expand_paths(output)
+}
+
+# A folder is listed by the engine (paths never cross to R); anything else
+# is paths.
+corpus_source <- function(images, call) {
+  if (is.character(images) && length(images) == 1 && !is.na(images) && dir.exists(expand_paths(images))) {
+    return(list(root = expand_paths(images)))
+  }
+  list(paths = as.list(image_paths(images, "images", call)))
+}
+
+corpus_meta <- function() {
+  list(tidyvision = as.character(utils::packageVersion("tidyvision")), R = as.character(getRversion()))
+}
+
+# Each shard's file: the output itself for one shard, else stem.shard-07.ext.
+corpus_files <- function(output, n) {
+  if (n == 1) return(output)
+  ext <- tools::file_ext(output)
+  sprintf("%s.shard-%0*d%s", tools::file_path_sans_ext(output), max(2L, nchar(n)), seq_len(n),
+          if (nzchar(ext)) paste0(".", ext) else "")
+}
+
+# The output and any shard files of it on disk.
+existing_corpus_files <- function(output) {
+  ext <- tools::file_ext(output)
+  stem <- basename(tools::file_path_sans_ext(output))
+  pattern <- paste0("^", gsub("([][{}()+*^$|\\\\?.])", "\\\\\\1", stem), "[.]shard-[0-9]+",
+                    if (nzchar(ext)) paste0("[.]", ext), "$")
+  shards <- list.files(dirname(output), pattern = pattern, full.names = TRUE)
+  c(output[file.exists(output)], sort(expand_paths(shards)))
+}
+
+prepare_outputs <- function(output, files, parts, resume, overwrite, call) {
+  existing <- existing_corpus_files(output)
+  stray <- setdiff(existing, files)
+  if (overwrite) {
+    gone <- if (parts$all) existing else intersect(existing, files[parts$run])
+    unlink(c(gone, paste0(gone, "-journal")))
+    return(invisible())
+  }
+  if (length(stray)) {
+    tv_abort(c("{.path {output}} was written with another number of shards.",
+               x = "Found {.path {basename(stray)}}, which {.code shards = {parts$n}} doesn't write.",
+               i = "Use the {.arg shards} of that run, or {.code overwrite = TRUE} to start afresh."),
+             class = "corpus_mismatch", call = call)
+  }
+  there <- intersect(existing, files[parts$run])
+  if (!resume && length(there)) {
+    tv_abort(c("{.path {there[1]}} already exists.",
+               i = "Use {.code resume = TRUE} to continue it or {.code overwrite = TRUE} to start afresh."),
+             class = "exists", call = call)
+  }
+}
+
+# The shards of this call, one after the other in this R session, with one
+# progress bar over all of them.
+run_here <- function(run, verbose) {
+  progress <- progress_callback(verbose, run$spec$label)
+  done <- 0
+  lapply(run$files, function(file) {
+    res <- corpus_run_file(file, run$spec, run$chunk_size, run$batch_size, progress, done, run$total)
+    done <<- done + res$done
+    res
+  })
+}
+
+corpus_run_file <- function(file, spec, chunk_size, batch_size, progress = NULL, done = 0, total = NULL) {
+  engine_call("corpus.run", file, spec$engine, chunk_size = chunk_size, batch_size = batch_size,
+              progress = progress, done_before = as.integer(done),
+              total = if (!is.null(total)) as.integer(total))
+}
+
+warn_problems <- function(summaries, output) {
+  n <- sum(vapply(summaries, function(s) as.numeric(s$problems), 0))
+  if (n == 0) return(invisible())
+  shown <- paste0(unlist(lapply(summaries, `[[`, "path")), ": ", unlist(lapply(summaries, `[[`, "problem")))
+  tv_warn(c("{n} image{?s} can't be read; {?it is a row/they are rows} with a {.field problem} in {.path {output}}:",
+            bullets_of(utils::head(shown, 5), 5),
+            if (n > 5) c(" " = "... and {n - 5} more.")), class = "unreadable")
+}
+
+# What runs on each image: the engine's arguments, the fingerprint that a
+# resumed output must match, and for a saved classifier its folder (what a
+# worker loads).
+corpus_task <- function(task, dots, call) {
+  if (inherits(task, "tv_classifier") || (rlang::is_string(task) && dir.exists(task))) {
+    return(classifier_task(task, dots, call))
+  }
+  if (identical(task, "imagenet")) return(imagenet_task(dots, call))
+  if (identical(task, "faces")) return(faces_task(dots, call))
+  if (inherits(task, "tv_detector") || (rlang::is_string(task) && grepl("[.]pt$", task))) {
+    return(detector_task(task, dots, call))
+  }
+  tv_abort(c("{.arg task} must be a classifier, the folder of a saved classifier, {.val imagenet}, a YOLO detector or {.val faces}.",
+             x = "It is {shown_value(task)}."), class = "bad_argument", call = call)
+}
+
+task_spec <- function(label, engine, fingerprint, dir = NULL, fit = NULL) {
+  list(kind = engine$kind, label = label, engine = engine, dir = dir, fit = fit,
+       fingerprint = as.character(jsonlite::toJSON(fingerprint, auto_unbox = TRUE, digits = NA)))
+}
+
+task_options <- function(dots, defaults, call) {
+  check_dots_known(dots[setdiff(names(dots), names(defaults))], names(defaults), "classify_folder", call)
+  utils::modifyList(defaults, dots)
+}
+
+classifier_task <- function(task, dots, call) {
+  fit <- if (is.character(task)) load_classifier(task) else task
+  check_classifier(fit, "task", call)
+  opts <- task_options(dots, list(device = fit$settings$device %||% "auto"), call)
+  s <- fit$settings
+  saved <- file.exists(file.path(dirname(fit$weights), "tidyvision.json"))
+  engine <- list(kind = "classifier", weights = fit$weights, backbone = fit$backbone,
+                 classes = as.list(fit$classes), resize = s$resize, image_size = as.integer(s$image_size),
+                 device = opts$device, precision = s$precision)
+  task_spec("Classifying", engine,
+            list(task = "classifier", sha256 = fit$sha256, backbone = fit$backbone, classes = fit$classes,
+                 resize = s$resize, image_size = s$image_size, precision = s$precision),
+            dir = if (saved) dirname(fit$weights), fit = fit)
+}
+
+imagenet_task <- function(dots, call) {
+  opts <- task_options(dots, list(top_k = 5, device = "auto"), call)
+  check_count(opts$top_k, "top_k", call)
+  task_spec("Tagging", list(kind = "imagenet", top_k = as.integer(opts$top_k), device = opts$device),
+            list(task = "imagenet", model = "efficientnet_lite0 (ImageNet-1k)", top_k = opts$top_k))
+}
+
+faces_task <- function(dots, call) {
+  opts <- task_options(dots, list(model = "hog", upsample = 1, confidence = 0.6), call)
+  opts$model <- check_choice(opts$model, c("hog", "cnn"), "model", call)
+  check_upsample(opts$upsample, call)
+  check_confidence(opts$confidence, "confidence", call)
+  task_spec("Finding faces", c(list(kind = "faces"), opts[c("model", "confidence")],
+                               upsample = as.integer(opts$upsample)), c(list(task = "faces"), opts))
+}
+
+detector_task <- function(task, dots, call) {
+  opts <- task_options(dots, list(confidence = 0.25, iou = 0.7, classes = NULL, image_size = NULL,
+                                  device = "auto"), call)
+  weights <- engine_call("detect.resolve_weights", detector_weights(task, "task", call), call = call)
+  engine <- c(list(kind = "detector", model = weights), opts)
+  engine$classes <- if (!is.null(opts$classes)) as.list(opts$classes)
+  engine$image_size <- if (!is.null(opts$image_size)) as.integer(opts$image_size)
+  task_spec("Detecting objects", engine,
+            c(list(task = "detector", sha256 = engine_call("images.file_sha256", weights, call = call)),
+              opts[c("confidence", "iou", "classes", "image_size")]))
+}
+
+#' Read the rows of a corpus run
+#'
+#' Reads the output of [classify_folder()], and every shard file of it
+#' (`protest.shard-01.sqlite`, ...), into one tibble, ordered by path. Works
+#' while a run is going on or after it stopped half-way: you get the images
+#' done so far, with the number still pending in the attribute `"pending"`
+#' and a message.
+#'
+#' @param output The `output` given to [classify_folder()].
+#' @param counts For a detector or `"faces"`: `TRUE` for one row per image
+#'   and class with the count, as [count_objects()] or [count_faces()] give.
+#' @return A tibble: for a classifier `path`, `.pred_class` (a factor of the
+#'   classifier's classes), one `.pred_<class>` column per class and
+#'   `problem`; for other tasks the columns of their verb and `problem`.
+#' @export
+#' @examplesIf tv_available()
+#' out <- file.path(tempdir(), "example-tags.sqlite")
+#' classify_folder("imagenet", system.file("extdata", "images", "tools", package = "tidyvision"),
+#'                 out, overwrite = TRUE, top_k = 2)
+#' read_corpus(out)
+read_corpus <- function(output, counts = FALSE) {
+  check_flag(counts)
+  files <- existing_corpus_files(expand_paths(output))
+  if (length(files) == 0) abort_not_found(output, rlang::current_env())
+  parts <- lapply(files, read_corpus_file)
+  meta <- parts[[1]]$meta
+  out <- dplyr::bind_rows(lapply(parts, function(p) corpus_rows(p$rows, p$meta)))
+  out <- out[order(out$path, method = "radix"), ]
+  pending <- sum(vapply(parts, `[[`, 0, "pending"))
+  if (pending > 0) {
+    cli::cli_inform(c(i = "{pending} image{?s} of {.path {output}} {?is/are} not done yet; run {.fn classify_folder} again to finish."),
+                    class = "tidyvision_message_pending")
+  }
+  if (counts) out <- corpus_counts(out, meta$task)
+  attr(out, "pending") <- pending
+  out
+}
+
+read_corpus_file <- function(file) {
+  # read-write, so that a journal left by a killed run is rolled back
+  con <- DBI::dbConnect(RSQLite::SQLite(), file, synchronous = NULL)
+  on.exit(DBI::dbDisconnect(con))
+  RSQLite::sqliteSetBusyHandler(con, 10000L)
+  meta <- DBI::dbGetQuery(con, "SELECT key, value FROM meta")
+  list(meta = stats::setNames(as.list(meta$value), meta$key),
+       rows = DBI::dbGetQuery(con, "SELECT * FROM results ORDER BY rowid"),
+       pending = DBI::dbGetQuery(con, "SELECT count(*) AS n FROM images WHERE chunk IS NULL")$n)
+}
+
+corpus_rows <- function(rows, meta) {
+  switch(meta$task,
+    classifier = classifier_rows(rows, jsonlite::fromJSON(meta$columns)),
+    imagenet = as_schema(rows, "corpus_tags"),
+    detector = as_schema(rows, "corpus_detections"),
+    faces = as_schema(rows, "faces")
+  )
+}
+
+classifier_rows <- function(rows, cols) {
+  prob <- cols[startsWith(cols, ".pred_") & cols != ".pred_class"]
+  classes <- substring(prob, 7)
+  out <- tibble::tibble(path = as.character(rows$path),
+                        .pred_class = factor(rows$.pred_class, levels = classes))
+  for (p in prob) out[[p]] <- as.double(rows[[p]])
+  out$problem <- as.character(rows$problem)
+  out
+}
+
+corpus_counts <- function(rows, task) {
+  switch(task,
+    detector = count_objects(rows),
+    faces = count_faces(rows),
+    tv_abort("{.code counts = TRUE} is for a detector or {.val faces}, not a {task} run.",
+             class = "bad_argument", call = caller_env(2))
+  )
+}
+
+#' Export a corpus run to a CSV file
+#'
+#' Writes [read_corpus()] to `file`, through a temporary file renamed into
+#' place, so an interrupted export leaves no half-written file.
+#'
+#' @inheritParams read_corpus
+#' @param file The CSV file to write.
+#' @param overwrite Replace an existing `file`.
+#' @return `file`, invisibly.
+#' @export
+#' @examplesIf tv_available()
+#' out <- file.path(tempdir(), "example-tags.sqlite")
+#' classify_folder("imagenet", system.file("extdata", "images", "tools", package = "tidyvision"),
+#'                 out, overwrite = TRUE, top_k = 2)
+#' csv <- write_corpus_csv(out, tempfile(fileext = ".csv"))
+#' head(read.csv(csv))
+write_corpus_csv <- function(output, file, overwrite = FALSE) {
+  check_flag(overwrite)
+  if (!rlang::is_string(file)) tv_abort("{.arg file} must be a file path.", class = "bad_argument")
+  if (file.exists(file) && !overwrite) {
+    tv_abort(c("{.path {file}} already exists.", i = "Use {.code overwrite = TRUE} to replace it."),
+             class = "exists")
+  }
+  rows <- suppressMessages(read_corpus(output))
+  tmp <- tempfile(".tidyvision-csv-", tmpdir = dirname(expand_paths(file)), fileext = ".csv")
+  on.exit(unlink(tmp), add = TRUE)
+  utils::write.csv(rows, tmp, row.names = FALSE, na = "", fileEncoding = "UTF-8")
+  if (!file.rename(tmp, file)) tv_abort("Can't write {.path {file}}.", class = "write_failed")
+  invisible(file)
+}

@@ -1,0 +1,157 @@
+test_that("classify_folder() equals predict() row for row, with a bar and one warning for a corrupt image", {
+  skip_if_no_engine()
+  withr::local_options(cli.progress_show_after = 0, cli.dynamic = FALSE)
+  fit <- corpus_fit()
+  out <- corpus_out("run.sqlite")
+  unlink(out)
+  msgs <- character()
+  expect_warning(
+    withCallingHandlers(
+      status <- classify_folder(fit, corpus_folder(), out, chunk_size = 8, batch_size = 8, verbose = TRUE),
+      message = function(m) {
+        msgs <<- c(msgs, conditionMessage(m))
+        invokeRestart("muffleMessage")
+      }),
+    "1 image can't be read", class = "tidyvision_warning_unreadable")
+  expect_true(any(grepl("Classifying .*100%", msgs)))
+  expect_gt(sum(grepl("Classifying", msgs)), 2)
+  expect_equal(status$images, 121L)
+  expect_equal(status$done, 121L)
+  expect_equal(status$problems, 1L)
+
+  got <- read_corpus(out)
+  imgs <- image_files(corpus_folder()) |> suppressWarnings()
+  expect_identical(got$path, imgs$path)
+  pred <- augment(fit, imgs, batch_size = 8) |> suppressWarnings()
+  expect_equal(got$.pred_class, pred$.pred_class)
+  expect_equal(got[c(".pred_blue", ".pred_red")], pred[c(".pred_blue", ".pred_red")], ignore_attr = TRUE)
+  bad <- grepl("corrupt", got$path)
+  expect_match(got$problem[bad], "cannot identify|Unidentified|truncated|broken")
+  expect_true(all(is.na(got$problem[!bad])))
+  expect_gt(mean(got$.pred_class[!bad] == basename(dirname(got$path[!bad]))), 0.8)
+
+  # A finished run: nothing to do, the corrupt image is not retried, nothing is added.
+  expect_no_warning(again <- classify_folder(fit, corpus_folder(), out, chunk_size = 8, verbose = FALSE))
+  expect_identical(read_corpus(out), got)
+  expect_equal(again$done, 121L)
+})
+
+test_that("a child R process killed with SIGKILL mid-run resumes to exactly the uninterrupted rows", {
+  skip_if_no_engine()
+  skip_if_not(installed_for_children(), "tidyvision is not installed for child R processes")
+  fit <- corpus_fit()
+  reference <- reference_run()
+  out <- corpus_out("killed.sqlite")
+  unlink(out)
+  child <- callr::r_bg(function(task, images, output) {
+    tidyvision::classify_folder(task, images, output, chunk_size = 8, batch_size = 8, verbose = FALSE)
+  }, args = list(dirname(fit$weights), corpus_folder(), out), libpath = .libPaths(),
+  env = c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = ":")))
+  on.exit(child$kill(), add = TRUE)
+  deadline <- Sys.time() + 120
+  done <- 0
+  while (child$is_alive() && Sys.time() < deadline) {
+    done <- if (file.exists(out)) sum(tidyvision:::corpus_status(out)$done, na.rm = TRUE) else 0
+    if (done >= 16) break
+    Sys.sleep(0.05)
+  }
+  expect_true(child$is_alive(), info = child$read_all_error())
+  child$kill()  # SIGKILL
+  expect_false(child$is_alive())
+
+  expect_message(partial <- read_corpus(out), "not done yet", class = "tidyvision_message_pending")
+  expect_gt(attr(partial, "pending"), 0)
+  expect_equal(nrow(partial) + attr(partial, "pending"), 121)
+  expect_equal(nrow(partial) %% 8, 0)  # whole chunks only
+  expect_equal(partial, reference[match(partial$path, reference$path), ], ignore_attr = TRUE)
+
+  suppressWarnings(classify_folder(dirname(fit$weights), corpus_folder(), out, chunk_size = 8,
+                                   batch_size = 8, verbose = FALSE))
+  resumed <- read_corpus(out)
+  expect_false(anyDuplicated(resumed$path) > 0)
+  expect_identical(resumed, reference)
+})
+
+test_that("an output from another model is a classed error; overwrite = TRUE starts afresh", {
+  skip_if_no_engine()
+  out <- corpus_out("run.sqlite")
+  reference_run()
+  if (!file.exists(out)) file.copy(corpus_out("reference.sqlite"), out)
+  other <- corpus_fit(seed = 2)
+  expect_error(classify_folder(other, corpus_folder(), out, verbose = FALSE),
+               "another task or settings", class = "tidyvision_error_corpus_mismatch")
+  expect_error(classify_folder(corpus_fit(), corpus_folder(), out, resume = FALSE, verbose = FALSE),
+               class = "tidyvision_error_exists")
+  expect_error(classify_folder(corpus_fit(), corpus_folder(), out, shards = 2, verbose = FALSE),
+               class = "tidyvision_error_corpus_mismatch")
+  paths <- image_files(corpus_folder())$path[1:20] |> suppressWarnings()
+  classify_folder(other, paths, out, overwrite = TRUE, verbose = FALSE)
+  fresh <- read_corpus(out)
+  expect_equal(fresh$path, sort(paths))
+  expect_equal(fresh$.pred_red, predict(other, sort(paths), type = "prob")$.pred_red)
+})
+
+test_that("shards = 3 writes three files that read back as shards = 1", {
+  skip_if_no_engine()
+  out <- corpus_out("sharded.sqlite")
+  unlink(tidyvision:::existing_corpus_files(out))
+  expect_warning(status <- classify_folder(corpus_fit(), corpus_folder(), out, shards = 3, chunk_size = 8,
+                                           batch_size = 8, verbose = FALSE),
+                 class = "tidyvision_warning_unreadable")
+  expect_equal(basename(status$file), sprintf("sharded.shard-%02d.sqlite", 1:3))
+  expect_true(all(status$images > 20))
+  expect_false(file.exists(out))
+  expect_equal(read_corpus(out), reference_run(), tolerance = 1e-6)
+  # one shard again alone: nothing to do
+  expect_equal(classify_folder(corpus_fit(), corpus_folder(), out, shards = 3, shard = 2,
+                               verbose = FALSE)$pending, 0L)
+  csv <- file.path(tempdir(), "tv-corpus.csv")
+  unlink(csv)
+  write_corpus_csv(out, csv)
+  expect_equal(utils::read.csv(csv)$path, reference_run()$path)
+  expect_error(write_corpus_csv(out, csv), class = "tidyvision_error_exists")
+})
+
+test_that("the tagger and the face detector run through the same machinery", {
+  skip_if_no_engine()
+  tools <- list.files(system.file("extdata", "images", "tools", package = "tidyvision"), full.names = TRUE)[1:3]
+  out <- corpus_out("tags.sqlite")
+  classify_folder("imagenet", tools, out, top_k = 2, overwrite = TRUE, verbose = FALSE)
+  expect_equal(read_corpus(out)[c("path", "tag", "confidence", "source")],
+               autotag(tools, top_k = 2, verbose = FALSE), tolerance = 1e-6, ignore_attr = TRUE)
+
+  photos <- face_photos()[c("astronaut_collins", "biden")]
+  out <- corpus_out("faces.sqlite")
+  classify_folder("faces", photos, out, overwrite = TRUE, chunk_size = 1, verbose = FALSE)
+  got <- read_corpus(out)
+  want <- detect_faces(photos, verbose = FALSE)
+  expect_equal(got, want[order(want$path, method = "radix"), ], ignore_attr = TRUE)
+  expect_equal(read_corpus(out, counts = TRUE)$n, count_faces(got)$n)
+})
+
+test_that("bad arguments are classed errors", {
+  out <- corpus_out("never.sqlite")
+  expect_error(classify_folder(42, "x", out), class = "tidyvision_error_bad_argument")
+  expect_error(classify_folder("imagenet", "x", out, shards = 0), class = "tidyvision_error_bad_argument")
+  expect_error(classify_folder("imagenet", "x", out, shards = 2, shard = 3), class = "tidyvision_error_bad_argument")
+  withr::local_envvar(SLURM_ARRAY_TASK_ID = "", SLURM_ARRAY_TASK_COUNT = "")
+  expect_error(classify_folder("imagenet", "x", out, shard = "slurm"), class = "tidyvision_error_not_in_slurm")
+  expect_error(classify_folder("imagenet", "x", out, frobnicate = 1), class = "tidyvision_error_bad_argument")
+  expect_error(read_corpus(out), class = "tidyvision_error_path_not_found")
+})
+
+test_that("shard = 'slurm' takes its part from the array job's environment", {
+  withr::local_envvar(SLURM_ARRAY_TASK_ID = "4", SLURM_ARRAY_TASK_COUNT = "5", SLURM_ARRAY_TASK_MIN = "0")
+  expect_equal(tidyvision:::corpus_shards(1, "slurm", NULL)[c("n", "run")], list(n = 5L, run = 5L))
+  expect_equal(basename(tidyvision:::corpus_files("a/b.sqlite", 12)[c(1, 12)]),
+               c("b.shard-01.sqlite", "b.shard-12.sqlite"))
+})
+
+test_that("slurm_template() fills in the resources", {
+  tmpl <- slurm_template(cpus = 3, memory = "2G", walltime = "00:10:00", partition = "short")
+  lines <- readLines(tmpl)
+  expect_true(all(c("#SBATCH --cpus-per-task=<%= cpus %>", "export OMP_NUM_THREADS=<%= cpus %>") %in% lines))
+  expect_true(any(grepl('else "2G"', lines, fixed = TRUE)))
+  expect_true(any(grepl('else "short"', lines, fixed = TRUE)))
+  expect_error(slurm_template(memory = 4), class = "tidyvision_error_bad_argument")
+})
