@@ -53,8 +53,17 @@ pytest:
 	@mkdir -p $(OUT)
 	cd tests/python && "$(PYTHON)" -m pytest -q -p no:cacheprovider --junitxml=../../$(OUT)/pytest.xml . || true
 
+# The corpus tests run on a real one-node SLURM cluster (tools/slurm.sh). It is
+# started here unless one is already up, and then stopped again, by PID file.
+SLURM_DIR := $(or $(TIDYVISION_SLURM_DIR),/tmp/tidyvision-slurm)
 testthat:
 	@mkdir -p $(OUT)
+	started=0
+	if ! tools/slurm.sh status 2>/dev/null | grep -q "slurmctld: running"; then
+	  tools/slurm.sh start >/dev/null && started=1
+	fi
+	trap '[ $$started = 1 ] && tools/slurm.sh stop' EXIT
+	export SLURM_CONF=$(SLURM_DIR)/slurm.conf USER=$${USER:-$$(id -un)}
 	TIDYVISION_REQUIRE_PYTHON=1 Rscript tools/testthat.R $(OUT)/testthat.txt
 
 check:

@@ -189,10 +189,19 @@ run_here <- function(run, verbose) {
   })
 }
 
-corpus_run_file <- function(file, spec, chunk_size, batch_size, progress = NULL, done = 0, total = NULL) {
-  engine_call("corpus.run", file, spec$engine, chunk_size = chunk_size, batch_size = batch_size,
-              progress = progress, done_before = as.integer(done),
-              total = if (!is.null(total)) as.integer(total))
+corpus_run_file <- function(file, spec, chunk_size, batch_size, progress = NULL, done = 0, total = NULL,
+                            call = caller_env()) {
+  tryCatch(
+    engine_call("corpus.run", file, spec$engine, chunk_size = chunk_size, batch_size = batch_size,
+                progress = progress, done_before = as.integer(done),
+                total = if (!is.null(total)) as.integer(total), call = call),
+    # Unlike other verbs, the finished chunks are kept: say so.
+    tidyvision_error_interrupted = function(e) {
+      tv_abort(c("Interrupted; the finished chunks are kept in {.path {file}}.",
+                 i = "Run the same call again to go on where it stopped."),
+               class = "interrupted", call = call)
+    }
+  )
 }
 
 warn_problems <- function(summaries, output) {
