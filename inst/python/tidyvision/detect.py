@@ -273,14 +273,9 @@ def detect(paths, model="yolov8n.pt", confidence=0.25, iou=0.7, classes=None, im
     with ``object`` None (and a ``problem`` when unreadable).
     """
     paths = [str(p) for p in paths]
-    out = {k: [] for k in _COLUMNS}
-    for offset, chunk, cols in detect_batches(images.batched(paths, int(batch_size)), model, confidence,
-                                              iou, classes, image_size, device):
-        for k in _COLUMNS:
-            out[k].extend(cols[k])
-        if progress is not None:
-            progress(offset + len(chunk), len(paths))
-    return out
+    batches = detect_batches(images.batched(paths, int(batch_size)), model, confidence, iou, classes,
+                             image_size, device)
+    return images.collect(batches, _COLUMNS, len(paths), progress)
 
 
 def detect_batches(batches, model="yolov8n.pt", confidence=0.25, iou=0.7, classes=None, image_size=None,

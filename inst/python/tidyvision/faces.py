@@ -21,7 +21,7 @@ from PIL import Image, ImageFilter
 
 from .cache import CACHE
 from .errors import TidyvisionError, check
-from .images import default_workers, parallel_map, try_load_rgb
+from .images import batched, collect, default_workers, parallel_map, try_load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -232,15 +232,9 @@ def detect(paths, model="hog", upsample=1, confidence=0.6, progress=None, worker
     face (or unreadable, with its problem). Boxes are pixel edges of the
     upright (EXIF-rotated) image, clipped to it."""
     paths = list(paths)
-    cols = {k: [] for k in _FACE_COLUMNS}
-    size = 4 * (workers or default_workers())
-    for offset, chunk, out in detect_batches([paths[i:i + size] for i in range(0, len(paths), size)],
-                                             model, upsample, confidence, workers):
-        for k in _FACE_COLUMNS:
-            cols[k].extend(out[k])
-        if progress is not None:
-            progress(offset + len(chunk), len(paths))
-    return cols
+    batches = detect_batches(batched(paths, 4 * (workers or default_workers())), model, upsample,
+                             confidence, workers)
+    return collect(batches, _FACE_COLUMNS, len(paths), progress)
 
 
 def detect_batches(batches, model="hog", upsample=1, confidence=0.6, workers=None):

@@ -261,6 +261,18 @@ def batched(items, size):
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+def collect(batches, columns, total, progress=None):
+    """The columns of every (offset, chunk, columns) batch, joined, ticking
+    ``progress`` after each: the whole-call form of a per-batch generator."""
+    out = {k: [] for k in columns}
+    for offset, chunk, cols in batches:
+        for k in columns:
+            out[k].extend(cols[k])
+        if progress is not None:
+            progress(offset + len(chunk), total)
+    return out
+
+
 def prefetched(items, size, decode):
     """(offset, chunk, decoded) for chunks of ``items``: the next chunk decodes
     in threads while the caller works on this one."""
