@@ -174,15 +174,7 @@ coded_rows <- function(coded, truth_col, paths, unpredicted, predictions, traini
 
 # A character path is the output of classify_folder(), read with read_corpus().
 as_predictions <- function(predictions, call = caller_env()) {
-  if (is.character(predictions) && length(predictions) == 1) {
-    reader <- get0("read_corpus", envir = asNamespace("tidyvision"), mode = "function")
-    if (is.null(reader)) {
-      tv_abort(c("{.arg predictions} is a path, but this version of tidyvision can't read corpus outputs.",
-                 i = "Read the predictions into a data frame with {.field path} and {.field .pred_class} first."),
-               class = "corpus_unavailable", call = call)
-    }
-    predictions <- reader(predictions)
-  }
+  if (is.character(predictions) && length(predictions) == 1) predictions <- read_corpus(predictions)
   if (!is.data.frame(predictions)) {
     tv_abort(c("{.arg predictions} must be a data frame of predictions or a corpus output, not {.obj_type_friendly {predictions}}.",
                i = "Use {.fn augment} on a classifier, or {.fn classify_folder} then {.fn read_corpus}."),

@@ -155,3 +155,20 @@ test_that("slurm_template() fills in the resources", {
   expect_true(any(grepl('else "short"', lines, fixed = TRUE)))
   expect_error(slurm_template(memory = 4), class = "tidyvision_error_bad_argument")
 })
+
+test_that("a corpus output feeds estimate_prevalence() by its path, as read_corpus() reads it", {
+  skip_if_no_engine()
+  reference_run()
+  out <- corpus_out("reference.sqlite")
+  labels <- read_corpus(out)
+  readable <- labels[is.na(labels$problem), ]
+  coded <- sample_for_coding(readable, n = 40, seed = 3)
+  coded$truth <- basename(dirname(coded$path))
+  # the corrupt image has no prediction: left out, with one warning
+  expect_warning(by_path <- estimate_prevalence(out, coded, truth, method = "all"),
+                 class = "tidyvision_warning_unpredicted")
+  by_table <- suppressWarnings(estimate_prevalence(labels, coded, truth, method = "all"))
+  expect_equal(by_path, by_table)
+  expect_equal(sort(unique(by_path$class)), c("blue", "red"))
+  expect_equal(unique(by_path$n_coded), 40L)
+})

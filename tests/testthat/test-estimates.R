@@ -147,7 +147,7 @@ test_that("bad coded samples are classed errors", {
                  class = "tidyvision_warning_sampling_unknown")
   expect_error(estimate_prevalence(corpus, coded, label, method = "bayes"), class = "tidyvision_error_bad_argument")
   expect_error(estimate_prevalence(corpus, coded, label, levle = 0.9), class = "tidyvision_error_bad_argument")
-  expect_error(estimate_prevalence(tempfile(), coded, label), class = "tidyvision_error_corpus_unavailable")
+  expect_error(estimate_prevalence(tempfile(), coded, label), class = "tidyvision_error_path_not_found")
   expect_error(estimate_regression(~ x, corpus, coded), class = "tidyvision_error_bad_argument")
 })
 
