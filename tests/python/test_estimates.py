@@ -110,6 +110,11 @@ def _slopes(res, term=1):
             zip(res["method"], res["term"], res["estimate"], res["lower"], res["upper"]) if t == term}
 
 
+def _rows(res, method):
+    return [(e, lo, hi) for m, e, lo, hi in zip(res["method"], res["estimate"], res["lower"], res["upper"])
+            if m == method]
+
+
 def test_label_as_covariate_coverage_ppi_holds_and_naive_fails():
     # 300 corpora of 2,000 images, 200 coded, 200 bootstrap resamples each
     rng = np.random.default_rng(7)
@@ -139,19 +144,14 @@ def test_label_as_covariate_fully_coded_equals_least_squares_and_logistic():
     res = estimates.regression_covariate(y, x0, d, everyone, z, pred, pred, times=50)
     ols = np.linalg.lstsq(design, y, rcond=None)[0]
     for m in ("classical", "ppi", "ppi++"):
-        np.testing.assert_allclose([v[0] for v in _slopes_all(res, m)], ols, atol=1e-8)
+        np.testing.assert_allclose([v[0] for v in _rows(res, m)], ols, atol=1e-8)
     import statsmodels.api as sm
     event = (y > np.median(y)).astype(float)
     res = estimates.regression_covariate(event, x0, d, everyone, z, pred, pred, family="binomial",
                                          methods=["classical", "ppi"], times=50)
     glm = sm.Logit(event, design).fit(disp=0).params
     for m in ("classical", "ppi"):
-        np.testing.assert_allclose([v[0] for v in _slopes_all(res, m)], glm, atol=1e-4)
-
-
-def _slopes_all(res, method):
-    return [(e, lo, hi) for m, e, lo, hi in zip(res["method"], res["estimate"], res["lower"], res["upper"])
-            if m == method]
+        np.testing.assert_allclose([v[0] for v in _rows(res, m)], glm, atol=1e-4)
 
 
 def test_label_as_covariate_point_estimate_and_lambda_are_ppboots():
@@ -169,7 +169,7 @@ def test_label_as_covariate_point_estimate_and_lambda_are_ppboots():
         return np.linalg.lstsq(x, yy, rcond=None)[0]
     # PPI: the fit on the predicted uncoded images, rectified by the coded ones
     ppi = ols(design[rest], y[rest]) + ols(design_coded, y[coded]) - ols(design[coded], y[coded])
-    np.testing.assert_allclose([v[0] for v in _slopes_all(res, "ppi")], ppi, atol=1e-10)
+    np.testing.assert_allclose([v[0] for v in _rows(res, "ppi")], ppi, atol=1e-10)
     # PPI++'s lambda is ppboot's own: with the same draws, ppboot tuning it
     # gives the interval that the lambda tuned here gives
     packed = np.column_stack([y] + x0 + d)
