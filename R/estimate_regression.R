@@ -133,7 +133,7 @@ regression_label <- function(formula, coded, predictions, data, call = caller_en
   label <- setdiff(intersect(c(lhs, rhs), coded_cols), c(names(predictions), names(data)))
   if (!length(label)) label <- intersect(lhs, coded_cols)
   if (!length(label)) {
-    tv_abort(c("None of the columns of {.arg formula} is in {.arg coded}.",
+    tv_abort(c("No column of {.arg formula} is the image label: a column of {.arg coded} that {.arg predictions} and {.arg data} don't have.",
                i = "Name the column of {.arg coded} with the coders' class, as the outcome or a covariate."),
              class = "missing_column", call = call)
   }
