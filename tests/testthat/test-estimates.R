@@ -122,6 +122,91 @@ test_that("estimate_regression() equals lm() and glm() when every image is coded
   expect_equal(logit$term, c("(Intercept)", "x"))
 })
 
+# The researcher's data: retweets rise with protest images and followers.
+sim_retweets <- function(corpus, seed = 2) {
+  withr::with_seed(seed, {
+    z <- as.numeric(corpus$truth == "protest")
+    followers <- rnorm(nrow(corpus)) + 0.5 * z
+    tibble::tibble(path = corpus$path, followers = followers,
+                   retweets = 1 + 0.5 * z + 0.3 * followers + rnorm(nrow(corpus)),
+                   viral = as.numeric(retweets > 1.5))
+  })
+}
+
+test_that("estimate_regression() takes the image label as a covariate", {
+  skip_if_no_engine()
+  corpus <- sim_corpus(n = 2000, seed = 4)
+  meta <- sim_retweets(corpus)
+  coded <- code_sample(corpus, sample_for_coding(corpus, n = 200, seed = 1))
+  est <- estimate_regression(retweets ~ label + followers, corpus, coded, data = meta, event = "protest",
+                             method = "all", times = 200)
+  expect_named(est, c("term", "estimate", "std.error", "conf.low", "conf.high", "method"))
+  expect_equal(est$term, rep(c("(Intercept)", "label", "followers"), 4))
+  expect_equal(est$method, rep(c("naive", "classical", "ppi", "ppi++"), each = 3))
+  expect_true(all(est$conf.low < est$estimate & est$estimate < est$conf.high))
+  slope <- est[est$term == "label", ]
+  # the naive fit: the predicted 0/1 labels as if true, over the corpus
+  naive <- stats::lm(meta$retweets ~ I(corpus$.pred_class == "protest") + meta$followers)
+  expect_equal(slope$estimate[1], unname(coef(naive)[2]))
+  expect_lt(slope$conf.high[1], 0.5)  # attenuated by the model's errors
+  # one draw (coverage over many is test_estimates.py's): PPI's interval covers
+  # the slope, which one sample in ~15 would miss
+  expect_true(slope$conf.low[3] < 0.5 && 0.5 < slope$conf.high[3])
+  again <- estimate_regression(retweets ~ label + followers, corpus, coded, data = meta, event = "protest",
+                               method = "ppi++", times = 200)
+  expect_identical(again, est[est$method == "ppi++", ])
+  # an interaction with the label, and a logistic regression
+  inter <- estimate_regression(retweets ~ label * followers, corpus, coded, data = meta, event = "protest",
+                               method = "ppi", times = 50)
+  expect_equal(inter$term, c("(Intercept)", "label", "followers", "label:followers"))
+  logit <- estimate_regression(viral ~ label, corpus, coded, data = meta, family = "binomial",
+                               event = "protest", method = "ppi", times = 50)
+  expect_gt(logit$estimate[2], 0)
+})
+
+test_that("with every image coded, the label as a covariate gives lm() and glm()", {
+  skip_if_no_engine()
+  corpus <- sim_corpus(n = 300, seed = 6)
+  meta <- sim_retweets(corpus)
+  all_coded <- corpus
+  all_coded$label <- corpus$truth
+  all_coded$.inclusion_prob <- 1
+  z <- as.numeric(corpus$truth == "protest")
+  lin <- estimate_regression(retweets ~ label * followers, corpus, all_coded, data = meta, event = "protest",
+                             method = "all", times = 50)
+  ols <- unname(coef(stats::lm(meta$retweets ~ z * meta$followers)))
+  for (m in c("classical", "ppi", "ppi++")) {
+    expect_equal(lin$estimate[lin$method == m], ols, tolerance = 1e-8)
+  }
+  logit <- estimate_regression(viral ~ label + followers, corpus, all_coded, data = meta, family = "binomial",
+                               event = "protest", method = c("ppi"), times = 50)
+  glm <- stats::glm(meta$viral ~ z + meta$followers, family = binomial())
+  expect_equal(logit$estimate, unname(coef(glm)), tolerance = 1e-6)
+})
+
+test_that("bad formulas for the label as a covariate are classed errors", {
+  skip_if_no_engine()
+  corpus <- sim_corpus(n = 500)
+  meta <- sim_retweets(corpus)
+  coded <- code_sample(corpus, sample_for_coding(corpus, n = 60))
+  reg <- function(formula, ..., data = meta) {
+    estimate_regression(formula, corpus, coded, data = data, event = "protest", ...)
+  }
+  expect_error(reg(label ~ label + followers), class = "tidyvision_error_bad_argument")
+  expect_error(reg(retweets ~ label + followers, data = meta["path"]), class = "tidyvision_error_missing_column")
+  with_followers <- coded
+  with_followers$followers <- 1
+  expect_error(estimate_regression(retweets ~ label + followers, corpus, with_followers, data = meta[c("path", "retweets")]),
+               class = "tidyvision_error_missing_column")
+  expect_error(reg(retweets ~ followers), class = "tidyvision_error_missing_column")
+  expect_error(reg(retweets ~ I(label^2) + followers), class = "tidyvision_error_bad_argument")
+  expect_error(reg(retweets ~ label, family = "binomial"), class = "tidyvision_error_bad_argument")
+  expect_error(reg(retweets ~ label, times = 0), class = "tidyvision_error_bad_argument")
+  strat <- code_sample(corpus, sample_for_coding(corpus, n = 60, strata = .pred_class))
+  expect_error(estimate_regression(retweets ~ label, corpus, strat, data = meta, times = 20),
+               class = "tidyvision_error_stratified_sample")
+})
+
 test_that("bad coded samples are classed errors", {
   skip_if_no_engine()
   corpus <- sim_corpus(n = 500)

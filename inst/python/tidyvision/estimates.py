@@ -6,6 +6,8 @@ classical (hand-coded sample only) and naive (predictions as truth) answers.
 Every estimator here is ppi_py's; this module only arranges the arrays and
 returns plain columns. Intervals are two-sided CLT intervals at ``level``.
 """
+import contextlib
+
 import numpy as np
 
 METHODS = ("naive", "classical", "ppi", "ppi++")
@@ -83,13 +85,114 @@ def regression(x, y, yhat, x_corpus, yhat_corpus, naive_corpus, x_all, family="g
             lam = LAMBDA[method] if uncoded else 0.0
             est = fit[0](*args, lam=lam, w=w)
             ci = fit[1](*args, alpha=alpha, lam=lam, w=w)
-        est = np.atleast_1d(np.squeeze(est))
-        out["method"] += [method] * len(est)
-        out["term"] += list(range(len(est)))
-        out["estimate"] += est.tolist()
-        out["lower"] += np.atleast_1d(ci[0]).tolist()
-        out["upper"] += np.atleast_1d(ci[1]).tolist()
+        _add_terms(out, method, est, ci)
     return out
+
+
+def _add_terms(out, method, est, ci):
+    est = np.atleast_1d(np.squeeze(est))
+    out["method"] += [method] * len(est)
+    out["term"] += list(range(len(est)))
+    out["estimate"] += est.tolist()
+    out["lower"] += np.atleast_1d(ci[0]).tolist()
+    out["upper"] += np.atleast_1d(ci[1]).tolist()
+
+
+def regression_covariate(outcome, x0, d, coded, truth, yhat, naive, family="gaussian",
+                         level=0.95, methods=METHODS, times=1000, seed=1):
+    """Coefficients of a linear or logistic regression of ``outcome`` in which
+    the image label is a covariate. The design of image i is ``x0 + label_i *
+    d`` (lists of columns: the design with the label at 0, and what a label
+    of 1 adds), so the label may enter through interactions. ``coded`` holds
+    the 0-based rows with a hand-coded ``truth``; ``yhat`` is the model's
+    prediction of every row (probability or 0/1), ``naive`` its 0/1 label.
+
+    PPI and PPI++ are ppi_py's prediction-powered bootstrap (``ppboot``;
+    Zrnic 2024), with ppboot's "Y" the label and its "X" the outcome and the
+    design: percentile intervals over ``times`` resamples drawn from ``seed``."""
+    fit = _ols if family == "gaussian" else _logit
+    k = len(x0)
+    packed = _columns([outcome] + list(x0) + list(d))
+
+    def design(x, label):
+        return x[:, 1:k + 1] + label[:, None] * x[:, k + 1:]
+
+    def estimator(x, label):
+        return fit(design(x, label), x[:, 0])
+
+    coded = np.asarray(coded, dtype=int)
+    uncoded = np.setdiff1d(np.arange(len(packed)), coded)
+    truth, yhat, alpha = _arr(truth), _arr(yhat), 1 - float(level)
+    out = {"method": [], "term": [], "estimate": [], "lower": [], "upper": []}
+    for method in methods:
+        if method in ("naive", "classical"):
+            rows, label = (slice(None), _arr(naive)) if method == "naive" else (coded, truth)
+            x = packed[rows]
+            est, ci = _classical_fit(design(x, label), x[:, 0], None, family == "gaussian", alpha)
+        else:
+            # nothing left uncoded: PPI is the classical estimate (lam = 0)
+            lam = LAMBDA[method] if len(uncoded) else 0.0
+            rest = uncoded if len(uncoded) else coded
+            data = (packed[coded], truth, yhat[coded], packed[rest], yhat[rest])
+            with _seeded(seed):
+                est, ci = _ppboot(estimator, data, lam, int(times), alpha)
+        _add_terms(out, method, est, ci)
+    return out
+
+
+def _ppboot(estimator, data, lam, times, alpha):
+    """ppi_py.ppboot's point estimate and interval. ppboot returns only the
+    interval, so PPI++'s lambda is tuned here as ppboot tunes it, then handed
+    to ppboot: the point estimate is the one its interval is built around."""
+    import ppi_py
+    x, y, yhat, x_u, yhat_u = data
+    if lam is None:
+        lam = _ppboot_lambda(estimator, data)
+    est = lam * estimator(x_u, yhat_u) + estimator(x, y) - lam * estimator(x, yhat)
+    ci = ppi_py.ppboot(estimator, y, yhat, yhat_u, X=x, X_unlabeled=x_u, lam=lam,
+                       n_resamples=times, alpha=alpha)
+    return est, ci
+
+
+def _ppboot_lambda(estimator, data, n_resamples=50):
+    """PPI++'s power-tuning parameter exactly as ppi_py.ppboot computes it
+    (its default ``n_resamples_lam`` = 50; not clipped to [0, 1], as there):
+    summed over coefficients, cov(theta(X, Y), theta(X, Yhat)) over
+    var(theta(X, Yhat)) + var(theta(X_unlabeled, Yhat_unlabeled)), from a
+    bootstrap that draws the labelled and unlabelled rows independently."""
+    from ppi_py.utils import bootstrap
+    x, y, yhat, x_u, yhat_u = data
+
+    def thetas(x, y, yhat, x_u, yhat_u):
+        return estimator(x, y), estimator(x, yhat), estimator(x_u, yhat_u)
+
+    draws = bootstrap([x, y, yhat, x_u, yhat_u], thetas, n_resamples=n_resamples,
+                      paired=[[0, 1, 2], [3, 4]])
+    th_y, th_yhat, th_u = (np.stack([draw[i] for draw in draws]) for i in range(3))
+    cov = np.sum([np.cov(th_y[:, j], th_yhat[:, j])[0, 1] for j in range(th_y.shape[1])])
+    return cov / (np.var(th_yhat, axis=0).sum() + np.var(th_u, axis=0).sum())
+
+
+@contextlib.contextmanager
+def _seeded(seed):
+    """ppi_py's bootstrap draws from NumPy's global generator: seed it for
+    the call and restore it afterwards."""
+    state = np.random.get_state()
+    np.random.seed(int(seed))
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def _ols(x, y):
+    return np.linalg.lstsq(x, y, rcond=None)[0]
+
+
+def _logit(x, y):
+    # unpenalised maximum likelihood (Newton), fast enough to refit per resample
+    import statsmodels.api as sm
+    return np.asarray(sm.Logit(y, x).fit(disp=0).params)
 
 
 def _columns(cols):
