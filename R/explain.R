@@ -45,6 +45,7 @@
 #'   warning. Draw it with [plot_explanations()].
 #' @references Selvaraju, R. R. et al. (2017). Grad-CAM: Visual explanations
 #'   from deep networks via gradient-based localization. ICCV.
+#' @method explain tv_classifier
 #' @export
 #' @examplesIf tv_available()
 #' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
