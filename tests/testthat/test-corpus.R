@@ -128,6 +128,22 @@ test_that("the tagger and the face detector run through the same machinery", {
   expect_equal(read_corpus(out, counts = TRUE)$n, count_faces(got)$n)
 })
 
+test_that("a trained detector runs through the same machinery: its boxes, and counts per image", {
+  skip_if_no_engine()
+  det <- shape_detector()  # shared with the detection tests (trained once per session)
+  shapes <- shape_boxes()$path[21:26]  # the validation shapes, two of them empty
+  out <- corpus_out("boxes.sqlite")
+  classify_folder(det, shapes, out, chunk_size = 4, overwrite = TRUE, verbose = FALSE)
+  got <- read_corpus(out)
+  want <- detect_objects(shapes, model = det, verbose = FALSE)
+  want <- want[order(want$path, method = "radix"), ]
+  cols <- c("path", "object", "class", "confidence", "xmin", "ymin", "xmax", "ymax")
+  expect_equal(got[cols], want[cols], ignore_attr = TRUE, tolerance = 1e-5)
+  expect_gt(sum(!is.na(got$object)), 0)  # it found shapes
+  counts <- read_corpus(out, counts = TRUE)
+  expect_equal(counts[c("path", "class", "n")], count_objects(want)[c("path", "class", "n")], ignore_attr = TRUE)
+})
+
 test_that("bad arguments are classed errors", {
   out <- corpus_out("never.sqlite")
   expect_error(classify_folder(42, "x", out), class = "tidyvision_error_bad_argument")
