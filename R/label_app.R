@@ -232,9 +232,9 @@ label_legend_ui <- function(st) {
   keys <- switch(st$mode,
     classes = c(paste0("1-", length(st$classes)), "label"),
     multi = c(paste0("1-", length(st$classes)), "toggle", "Enter", "save"),
-    scores = c("0-9", "score", "t", "10", "Tab ↑↓", "class", "Enter", "rest 0")
+    scores = c("0-9", "score", "t", "10", "Tab \u2191\u2193", "class", "Enter", "rest 0")
   )
-  keys <- c(keys, "← →", "move", "s", "skip", "u", "undo", "?", "all keys")
+  keys <- c(keys, "\u2190 \u2192", "move", "s", "skip", "u", "undo", "?", "all keys")
   pairs <- matrix(keys, nrow = 2)
   shiny::div(class = "tv-label-hint", lapply(seq_len(ncol(pairs)), function(j) {
     shiny::span(class = "tv-label-key", shiny::tags$kbd(pairs[1, j]), pairs[2, j])

@@ -37,10 +37,11 @@ future_is_local <- function() inherits(future::plan(), "uniprocess")
 
 run_futures <- function(run, output, verbose, call) {
   spec <- portable_spec(run$spec, output, call)
+  chunk_size <- run$chunk_size
+  batch_size <- run$batch_size
   fs <- lapply(run$files, function(file) {
-    future::future(tidyvision:::corpus_worker(file, spec, chunk_size, batch_size),
-                   globals = list(file = file, spec = spec, chunk_size = run$chunk_size,
-                                  batch_size = run$batch_size),
+    future::future(utils::getFromNamespace("corpus_worker", "tidyvision")(file, spec, chunk_size, batch_size),
+                   globals = list(file = file, spec = spec, chunk_size = chunk_size, batch_size = batch_size),
                    packages = "tidyvision", seed = NULL)
   })
   wait_futures(fs, run, verbose)

@@ -13,7 +13,7 @@
 
 # Column names used as tidy-evaluation defaults (`label`, `.pred_class`) or
 # in dplyr verbs.
-utils::globalVariables(c(".pred_class", "label", "tagged"))
+utils::globalVariables(c(".pred_class", "label", "tagged", "truth"))
 
 # The Python engine, imported on first use (delay_load), never at load time.
 engine <- NULL
