@@ -135,8 +135,10 @@ autoplot.tv_tag_curve <- function(object, type = c("pr", "threshold"), threshold
     p <- ggplot2::ggplot(wide, ggplot2::aes(.data$recall, .data$precision, colour = .data$tagger)) +
       ggplot2::geom_path(na.rm = TRUE) + ggplot2::geom_point(size = 0.8, na.rm = TRUE) +
       ggplot2::geom_point(data = marked, size = 3.5, shape = 21, stroke = 1.2, fill = "white") +
-      ggplot2::geom_text(ggplot2::aes(label = .data$note), data = marked, hjust = 1.05, vjust = -0.9,
-                         size = 3.2, show.legend = FALSE) +
+      # labels pushed off the curves (a boxed label, joined to its point by a segment)
+      ggrepel::geom_label_repel(ggplot2::aes(label = .data$note), data = marked, size = 3.2,
+                                nudge_y = -0.12, label.size = 0, fill = grDevices::adjustcolor("white", 0.85),
+                                min.segment.length = 0, seed = 1, show.legend = FALSE) +
       ggplot2::coord_cartesian(xlim = c(0, 1), ylim = c(0, 1)) +
       ggplot2::labs(x = paste("Recall of", event), y = paste("Precision of", event), colour = "Tagger")
   } else {
