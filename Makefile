@@ -59,10 +59,11 @@ SLURM_DIR := $(or $(TIDYVISION_SLURM_DIR),/tmp/tidyvision-slurm)
 testthat:
 	@mkdir -p $(OUT)
 	started=0
-	if ! tools/slurm.sh status 2>/dev/null | grep -q "slurmctld: running"; then
-	  tools/slurm.sh start >/dev/null && started=1
-	fi
-	trap '[ $$started = 1 ] && tools/slurm.sh stop' EXIT
+	case "$$(tools/slurm.sh status 2>/dev/null || true)" in
+	  *"slurmctld: running"*) ;;
+	  *) tools/slurm.sh start >/dev/null && started=1 ;;
+	esac
+	trap 'if [ $$started = 1 ]; then tools/slurm.sh stop; fi' EXIT
 	export SLURM_CONF=$(SLURM_DIR)/slurm.conf USER=$${USER:-$$(id -un)}
 	TIDYVISION_REQUIRE_PYTHON=1 Rscript tools/testthat.R $(OUT)/testthat.txt
 
