@@ -73,3 +73,21 @@ test_that("suggestions: ranked by uncertainty, labelled images left out, from a 
   expect_error(suggest_labels(labelled, imgs, n = 0), class = "tidyvision_error_bad_argument")
   expect_error(suggest_labels(labelled, imgs, label = category), class = "tidyvision_error_missing_column")
 })
+
+test_that("suggest_labels() shows its bar while it embeds, as users run it", {
+  skip_if_no_engine()
+  imgs <- shipped_photos()
+  labelled <- imgs[c(1:2, 31:32, 61:62), ]
+  pool <- imgs[c(3:5, 33:35), ]
+  tv_cache_clear("embeddings")  # so there is embedding to show
+  withr::local_options(cli.progress_show_after = 0, cli.dynamic = FALSE)
+  msgs <- character()
+  s <- withCallingHandlers(
+    suggest_labels(labelled, pool, n = 3, image_size = LABEL_IMAGE_SIZE, verbose = TRUE),
+    message = function(m) {
+      msgs <<- c(msgs, conditionMessage(m))
+      invokeRestart("muffleMessage")
+    })
+  expect_true(any(grepl("Embedding images.*100%", msgs)))
+  expect_equal(nrow(s), 3L)
+})
