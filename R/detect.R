@@ -14,18 +14,25 @@
 #' **Weights and the network.** `model` is a `.pt` file, a detector from
 #' [train_detector()], or the name of a model ultralytics publishes, such as
 #' `"yolov8n.pt"` (trained on the 80 COCO classes: person, car, dog, ...).
-#' A name is looked for in the working directory and in tidyvision's cache
-#' folder, and downloaded into that folder only if it is missing and the
-#' machine is online. Offline (or with the environment variable
+#' A bare name means the published weights: it is never looked up in the
+#' working directory (where a file of that name may have come with someone
+#' else's data; give `"./yolov8n.pt"` to use such a file on purpose). The
+#' weights are looked for in tidyvision's cache folder, and downloaded into
+#' it only if they are missing and the machine is online; a message says
+#' where they were found. Offline (or with the environment variable
 #' `TIDYVISION_OFFLINE=1` or `YOLO_OFFLINE=1` set before tidyvision starts
 #' Python, e.g. in `.Renviron`), a missing file is an error of class
 #' `tidyvision_error_weights_missing` that says where to put it. Apart from
 #' such a download, nothing here uses the network: ultralytics runs with
 #' `YOLO_OFFLINE=1`, its settings in tidyvision's cache folder
 #' (`~/.cache/tidyvision` on Linux; `TIDYVISION_CACHE_DIR` moves it), and no
-#' analytics, update checks, package installs or font downloads. Like every ultralytics
-#' `.pt` file, the weights file is a Python pickle: load only files you
-#' trust.
+#' analytics, update checks, package installs or font downloads.
+#'
+#' **No file runs code.** A `.pt` file is a Python pickle, which ultralytics
+#' itself would load in full, running any code it names. tidyvision reads
+#' every `.pt` weights-only, allowing only the classes a YOLO model is made
+#' of: a file that names anything else (such as `os.system`) is an error of
+#' class `tidyvision_error_weights_unsafe`, raised before any of it runs.
 #'
 #' @param paths Image paths, or a tibble with a `path` column (e.g. from
 #'   [image_files()]).
@@ -87,7 +94,9 @@ detect_objects <- function(paths, model = "yolov8n.pt", confidence = 0.25, iou =
 }
 
 
-# The weights file (or model name) behind `model`, for the engine.
+# The weights file (or model name) behind `model`, for the engine. A bare
+# name is a published model (the engine finds it in its cache), never a file
+# in the working directory: see detect.resolve_weights().
 detector_weights <- function(model, arg = rlang::caller_arg(model), call = caller_env()) {
   if (inherits(model, "tv_detector")) {
     check_detector(model, arg, call)
@@ -97,7 +106,21 @@ detector_weights <- function(model, arg = rlang::caller_arg(model), call = calle
     tv_abort("{.arg {arg}} must be a .pt file, a model name such as {.val yolov8n.pt}, or a detector from {.fn train_detector}.",
              class = "bad_argument", call = call)
   }
+  if (is_bare_name(model)) {
+    if (grepl("\\.pt$", model)) announce_weights(model, call)
+    return(model)
+  }
   if (file.exists(model)) normalizePath(model) else model
+}
+
+is_bare_name <- function(path) basename(path) == path && !startsWith(path, "~")
+
+# Where the published weights behind a bare name were found, once a session.
+announce_weights <- function(name, call) {
+  path <- engine_call("detect.resolve_weights", name, call = call)
+  cli::cli_inform(c(i = "Using {.val {name}} from {.path {path}}."),
+                  class = "tidyvision_message_weights", .frequency = "once",
+                  .frequency_id = paste0("tidyvision-weights-", path))
 }
 
 check_detector <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {

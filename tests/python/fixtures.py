@@ -384,3 +384,24 @@ def random_resnet18_weights(dst, seed=0):
     torch.manual_seed(int(seed))
     torch.save(resnet18(weights=None).state_dict(), str(dst))
     return str(dst)
+
+
+class _Payload:
+    """What a hostile .pt holds: unpickling it runs code (here, it writes a marker file)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+def plant_payload(path, marker, weights=None):
+    """A .pt that runs code when unpickled (it writes ``marker``): alone, or
+    planted inside a real, working checkpoint ``weights`` (our own test file,
+    so reading it in full here is safe)."""
+    import torch
+    ckpt = torch.load(weights, map_location="cpu", weights_only=False) if weights else {}
+    ckpt["extra"] = _Payload(marker)
+    torch.save(ckpt, path)
+    return str(path)

@@ -147,16 +147,51 @@ def test_missing_weights_offline_are_a_quick_classed_error(monkeypatch, tmp_path
     with pytest.raises(TidyvisionError, match="does not exist") as e:
         detect.resolve_weights(str(tmp_path / "models" / "best.pt"))
     assert e.value.kind == "weights_missing"
-    with pytest.raises(TidyvisionError, match="not a file .* nor a model ultralytics publishes"):
+    with pytest.raises(TidyvisionError, match="is not a model ultralytics publishes"):
         detect.resolve_weights("my_detector.pt")
     with pytest.raises(TidyvisionError, match="must be a .pt weights file"):
         detect.resolve_weights("yolov8n")
 
 
-def test_a_local_file_by_bare_name_is_used_without_download(trained, monkeypatch, tmp_path):
+def test_a_payload_checkpoint_runs_no_code_in_any_verb(trained, tmp_path):
+    marker = tmp_path / "marker"
+    bare = fixtures.plant_payload(tmp_path / "bare.pt", marker)
+    inside = fixtures.plant_payload(tmp_path / "inside.pt", marker, trained["fit"]["weights"])
+    paths = trained["shapes"]["path"][:2]
+    for f in (bare, inside):
+        for call in (lambda: detect.detect(paths, f), lambda: detect.model_info(f)):
+            with pytest.raises(TidyvisionError) as e:
+                call()
+            assert e.value.kind in ("weights_unsafe", "weights_unreadable"), e.value
+        with pytest.raises(TidyvisionError):
+            detect_train.train(trained["fit"]["data"], tmp_path / "run", model=f, epochs=1, image_size=64)
+    with pytest.raises(TidyvisionError, match="would run code it names .*exec.*ran none") as e:
+        detect.load_model(inside)
+    assert e.value.kind == "weights_unsafe"
+    assert not marker.exists(), "a planted checkpoint ran code"
+    # The real checkpoint it was planted in still loads, weights-only.
+    assert detect.model_info(trained["fit"]["weights"])["classes"] == ["square", "disc"]
+
+
+def test_a_bare_name_never_means_a_file_in_the_working_directory(trained, monkeypatch, tmp_path):
+    monkeypatch.setenv("TIDYVISION_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "yolov8n.pt").write_bytes(Path(trained["fit"]["weights"]).read_bytes())
-    assert detect.resolve_weights("yolov8n.pt") == str(tmp_path / "yolov8n.pt")
+    marker = tmp_path / "marker"
+    fixtures.plant_payload(tmp_path / "yolov8n.pt", marker, trained["fit"]["weights"])
+    with pytest.raises(TidyvisionError, match="not on this machine") as e:
+        detect.detect(trained["shapes"]["path"][:1], "yolov8n.pt")
+    assert e.value.kind == "weights_missing" and str(tmp_path) not in str(e.value)
+    fixtures.plant_payload(tmp_path / "best.pt", marker, trained["fit"]["weights"])
+    with pytest.raises(TidyvisionError, match=r"never means a file in the working directory.*\./best\.pt"):
+        detect.resolve_weights("best.pt")
+    # A model yaml by bare name is ultralytics' own, not one planted here.
+    (tmp_path / "yolov8n.yaml").write_text("nc: 2\nbackbone: [[-1, 1, torch_load, ['best.pt']]]\nhead: []\n")
+    (tmp_path / "run").mkdir()
+    source = detect_train._model_source("yolov8n.yaml", tmp_path / "run", 2)
+    assert Path(source).parent == tmp_path / "run" and "torch_load" not in Path(source).read_text()
+    assert not marker.exists()
+    # A path to it, given on purpose, is used (and still loaded weights-only).
+    assert detect.resolve_weights("./yolov8n.pt") == str(tmp_path / "yolov8n.pt")
 
 
 def test_data_yaml_is_copied_with_absolute_paths_and_no_download_script(tmp_path):
@@ -242,12 +277,12 @@ def test_training_and_detection_never_touch_the_network(tmp_path):
 
 
 def test_unknown_model_files_are_a_classed_error(tmp_path):
-    with pytest.raises(TidyvisionError, match="neither a file nor a model ultralytics ships") as e:
+    with pytest.raises(TidyvisionError, match="is not a model ultralytics ships") as e:
         detect_train._model_source("yolov99z.yaml", tmp_path, 2)
     assert e.value.kind == "unknown_model"
     with pytest.raises(TidyvisionError, match="Can't find the model file"):
         detect_train._model_source("https://example.org/evil.yaml", tmp_path, 2)
-    assert detect_train._model_source("yolov8n.yaml", tmp_path, 2) == "yolov8n.yaml"
+    assert detect_train._model_source("yolov8n.yaml", tmp_path, 2) == str(tmp_path / "yolov8n.yaml")
     assert detect_train._model_source(detect_train.TINY, tmp_path, 2) == str(tmp_path / detect_train.TINY)
 
 

@@ -90,6 +90,30 @@ test_that("missing weights offline are a quick classed error that says how to ge
                class = "tidyvision_error_weights_missing")
 })
 
+test_that("a planted or handed-over .pt runs no code in any verb", {
+  skip_if_no_engine()
+  local_py_env(TIDYVISION_OFFLINE = "1")
+  fx <- fixtures()
+  dir <- withr::local_tempdir()
+  withr::local_dir(dir)
+  marker <- file.path(dir, "marker")
+  real <- shape_detector()$weights
+  # Planted under the default model's name, in the working directory.
+  fx$plant_payload(file.path(dir, "yolov8n.pt"), marker, real)
+  img <- shape_boxes()$path[1:2]
+  expect_error(detect_objects(img), "not on this machine", class = "tidyvision_error_weights_missing")
+  expect_error(autotag(img, model = "yolov8n.pt"), class = "tidyvision_error_weights_missing")
+  # Handed over and given by path, on purpose.
+  given <- fx$plant_payload(file.path(dir, "given.pt"), marker, real)
+  expect_error(detect_objects(img, model = given), "run code it names", class = "tidyvision_error_weights_unsafe")
+  expect_error(detect_objects(img, model = "./yolov8n.pt"), class = "tidyvision_error_weights_unsafe")
+  expect_error(classify_folder(given, img, output = file.path(dir, "c.sqlite")),
+               class = "tidyvision_error_weights_unsafe")
+  expect_error(train_detector(shape_boxes(), model = given, epochs = 1, image_size = 64),
+               class = "tidyvision_error_weights_unsafe")
+  expect_false(file.exists(marker))
+})
+
 test_that("a detector whose weights are gone says so", {
   gone <- structure(list(weights = tempfile(fileext = ".pt")), class = "tv_detector")
   expect_error(detect_objects("a.jpg", model = gone), class = "tidyvision_error_weights_missing")

@@ -8,6 +8,13 @@ package auto-install, no Arial font download, no ``labels.cache`` written into
 integrations in training. Weights given by name ("yolov8n.pt") are downloaded only when they
 are not on disk and the machine is online; offline, that is a quick classed
 error. Training lives in detect_train.py.
+
+A .pt file is a pickle, and ultralytics reads it with ``weights_only=False``,
+which runs whatever code the file names. Here every checkpoint ultralytics
+reads goes through ``weights_only_load()``: torch's weights-only unpickler
+with ultralytics' own allow-list of model classes (its restricted loading,
+forced on), so a planted or handed-over file can hold weights but run nothing.
+A bare name is never looked up in the working directory.
 """
 import functools
 import logging
@@ -63,6 +70,7 @@ def ultralytics_module():
     os.environ["YOLO_AUTOINSTALL"] = "False"
     os.environ.setdefault("YOLO_VERBOSE", "False")
     os.environ.setdefault("YOLO_CONFIG_DIR", cache_dir("ultralytics"))
+    os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
     import numpy as np
     printoptions = np.get_printoptions()
     import ultralytics
@@ -80,7 +88,59 @@ def ultralytics_module():
         module.check_font = _local_font
     dataset.save_dataset_cache_file = _no_cache_file
     dataset.load_dataset_cache_file = _no_cache_load
+    _weights_only_everywhere()
     return ultralytics
+
+
+def _weights_only_everywhere():
+    """Route every ``torch_load`` of ultralytics through ``weights_only_load()``.
+
+    ultralytics imports its ``torch_load`` by name into each module that reads
+    checkpoints (and some import it inside functions), so both the name in
+    every loaded module and the one in ``patches`` are replaced; the modules
+    that read checkpoints are imported first so that none is missed.
+    """
+    import importlib
+    for name in ("ultralytics.nn.tasks", "ultralytics.utils.torch_utils", "ultralytics.engine.trainer",
+                 "ultralytics.engine.model"):
+        importlib.import_module(name)
+    from ultralytics.nn import tasks
+    from ultralytics.utils import patches
+    tasks.SAFE_LOAD = True  # read at call time: no eval() of model yaml either
+    original = patches.torch_load
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] == "ultralytics" and getattr(module, "torch_load", None) is original:
+            module.torch_load = weights_only_load
+    patches.torch_load = weights_only_load
+
+
+def weights_only_load(f, *args, **kwargs):
+    """ultralytics' ``torch_load``, but weights-only whatever its caller asks.
+
+    The checkpoint's globals are checked against ultralytics' allow-list (model
+    layers, its argument namespace, numpy scalars); anything else, such as
+    ``os.system``, stops the load before it runs.
+    """
+    import torch
+    kwargs["weights_only"] = True
+    try:
+        from ultralytics.nn.tasks import _SafeLoad
+    except ImportError:  # another ultralytics: a plain weights-only load fails closed
+        return torch.load(f, *args, **kwargs)
+    with _SafeLoad.loading(f):
+        return torch.load(f, *args, **kwargs)
+
+
+def unsafe_globals(path):
+    """The names in a checkpoint that weights-only loading refuses (code it would run)."""
+    import torch
+    try:
+        needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:
+        return []
+    allowed = {e[1] if isinstance(e, tuple) else f"{e.__module__}.{e.__qualname__}"
+               for e in torch.serialization.get_safe_globals()}
+    return [n for n in needed if n not in allowed]
 
 
 def _local_font(font="Arial.ttf", *args, **kwargs):
@@ -138,35 +198,47 @@ def is_offline():
         return True
 
 
+def is_bare_name(model):
+    """A name with no folder part ("yolov8n.pt"), as opposed to a path ("./yolov8n.pt")."""
+    text = str(model)
+    return os.path.basename(text) == text and not text.startswith("~")
+
+
 def resolve_weights(model, download=True):
     """A local weights file for ``model``: a path, or a model name ultralytics publishes.
 
-    A bare name is looked for in the working directory, then in tidyvision's
-    weights cache, and downloaded there only when online.
+    A path (anything with a folder part, such as ``./best.pt``) is used as it
+    is. A bare name is never looked up in the working directory, where a file
+    of that name may have come with someone else's dataset: it means the
+    published weights, in tidyvision's weights cache, downloaded there only
+    when online.
     """
-    path = Path(os.path.expanduser(str(model)))
-    if path.is_file():
+    if not is_bare_name(model):
+        path = Path(os.path.expanduser(str(model)))
+        check(path.is_file(), "weights_missing",
+              f"The weights file {path} does not exist. Check the path, or give a model name such as "
+              "\"yolov8n.pt\" to download published weights.")
         return str(path.resolve())
-    check(path.suffix == ".pt", "bad_argument",
+    name = str(model)
+    check(name.endswith(".pt"), "bad_argument",
           f"`model` must be a .pt weights file or a model name such as \"yolov8n.pt\", not \"{model}\".")
-    check(path.parent == Path("."), "weights_missing",
-          f"The weights file {path} does not exist. Check the path, or give a model name such as "
-          "\"yolov8n.pt\" to download published weights.")
-    cached = Path(weights_dir()) / path.name
+    cached = Path(weights_dir()) / name
     if cached.is_file():
         return str(cached)
-    check(path.name in known_model_names(), "weights_missing",
-          f"\"{model}\" is not a file in {os.getcwd()} nor a model ultralytics publishes "
-          "(such as \"yolov8n.pt\", \"yolo11n.pt\"). Give the path of a .pt file.")
+    here = os.path.join(os.getcwd(), name)
+    check(name in known_model_names(), "weights_missing",
+          f"\"{model}\" is not a model ultralytics publishes (such as \"yolov8n.pt\", \"yolo11n.pt\"). "
+          + (f"A bare name never means a file in the working directory: to use {here}, give its path, "
+             f"\"./{name}\"." if os.path.isfile(here) else "Give the path of a .pt file."))
     if not download or is_offline():
-        raise _weights_missing(path.name, cached, "this machine is offline")
-    return _download(path.name, cached)
+        raise _weights_missing(name, cached, "this machine is offline")
+    return _download(name, cached)
 
 
 def _weights_missing(name, cached, why):
     return TidyvisionError(
         "weights_missing",
-        f"The weights \"{name}\" are not on this machine ({os.path.join(os.getcwd(), name)} or {cached}) "
+        f"The weights \"{name}\" are not on this machine ({cached}) "
         f"and {why}. On a connected machine, run it once with model = \"{name}\", or download {name} "
         f"from {ASSETS_URL} and copy it to {cached}; or give the path of a .pt file as `model`.")
 
@@ -184,23 +256,36 @@ def _download(name, cached):
 
 
 def load_model(model):
-    """A YOLO model for a name or path, cached by file and modification time."""
+    """A YOLO detection model for a name or path, cached by file and modification time."""
     weights = resolve_weights(model)
     key = (weights, os.path.getmtime(weights))
 
     def load():
-        YOLO = ultralytics_module().YOLO
-        try:
-            yolo = YOLO(weights)
-        except Exception as e:
-            raise TidyvisionError(
-                "weights_unreadable",
-                f"ultralytics can't load {weights} ({type(e).__name__}: {e}). "
-                "Give a YOLO .pt file saved by ultralytics.") from None
+        yolo = open_yolo(weights)
         check(yolo.task in BOX_TASKS, "bad_argument",
               f"{weights} is a YOLO {yolo.task} model; detection needs a detect model such as yolov8n.pt.")
         return yolo
     return CACHE.get("detector", key, load)
+
+
+def open_yolo(source):
+    """``YOLO(source)`` for a weights file or model yaml, its failures as classed errors."""
+    YOLO = ultralytics_module().YOLO
+    try:
+        return YOLO(source)
+    except Exception as e:
+        refused = unsafe_globals(source) if str(source).endswith(".pt") else []
+        if refused:
+            raise TidyvisionError(
+                "weights_unsafe",
+                f"{source} is not plain YOLO weights: loading it would run code it names "
+                f"({', '.join(refused[:5])}). tidyvision loads .pt files weights-only and ran none "
+                "of it. Use weights you trained with train_detector() or that ultralytics "
+                "publishes, from a source you trust.") from None
+        raise TidyvisionError(
+            "weights_unreadable",
+            f"ultralytics can't load {source} ({type(e).__name__}: {e}). "
+            "Give a YOLO .pt file saved by ultralytics, or a model .yaml.") from None
 
 
 def model_info(model):

@@ -9,12 +9,13 @@ differently (EXIF-rotated, or a format it does not read).
 import csv
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
 
 from . import images
-from .detect import resolve_weights, torch_state, ultralytics_module, yolo_device
+from .detect import is_bare_name, open_yolo, resolve_weights, torch_state, ultralytics_module, yolo_device
 from .errors import TidyvisionError, check
 
 TINY = "yolov8-tiny.yaml"
@@ -168,24 +169,33 @@ def tiny_yaml(out_dir, n_classes):
 
 
 def _model_source(model, out_dir, n_classes):
-    """What YOLO() gets: a model yaml (a file, or one ultralytics ships) or local weights."""
+    """What YOLO() gets: a model yaml (a file, or one ultralytics ships) or local weights,
+    always as a path: ultralytics would look a bare name up in the working directory first."""
     if model == TINY:
         return tiny_yaml(out_dir, n_classes)
     if not str(model).endswith((".yaml", ".yml")):
         return resolve_weights(model)
-    path = Path(os.path.expanduser(str(model)))
-    if path.is_file():
+    if not is_bare_name(model):
+        path = Path(os.path.expanduser(str(model)))
+        check(path.is_file() and "://" not in str(model), "path_not_found", f"Can't find the model file {model}.")
         return str(path.resolve())
-    check(path.parent == Path(".") and "://" not in str(model), "path_not_found",
-          f"Can't find the model file {model}.")
-    from ultralytics.nn.tasks import yaml_model_load
-    try:
-        yaml_model_load(str(model))
-    except Exception:
-        raise TidyvisionError(
-            "unknown_model", f"\"{model}\" is neither a file nor a model ultralytics ships; use e.g. "
-            f"\"yolov8n.yaml\", \"yolo11n.yaml\" or \"{TINY}\", or the path of your own .yaml.") from None
-    return str(model)
+    return _shipped_yaml(str(model), out_dir)
+
+
+def _shipped_yaml(name, out_dir):
+    """A copy in ``out_dir`` of the model yaml ultralytics ships as ``name`` ("yolov8n.yaml" is
+    yolov8.yaml at scale n, which ultralytics reads from the file name)."""
+    ultralytics_module()
+    from ultralytics.utils import ROOT
+    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", Path(name).stem) + Path(name).suffix
+    found = [p for n in dict.fromkeys((name, unified)) for p in sorted((ROOT / "cfg" / "models").rglob(n))]
+    check(found, "unknown_model",
+          f"\"{name}\" is not a model ultralytics ships; use e.g. \"yolov8n.yaml\", \"yolo11n.yaml\" or "
+          f"\"{TINY}\", or the path of your own .yaml (a bare name never means a file in the working "
+          "directory).")
+    path = Path(out_dir) / name
+    path.write_text(found[0].read_text(encoding="utf-8"), encoding="utf-8")
+    return str(path)
 
 
 def _trainer_class():
@@ -229,7 +239,7 @@ def train(data, run_dir, model=TINY, epochs=50, image_size=640, batch_size=8, se
     run_dir.mkdir(parents=True, exist_ok=True)
     data = copy_data_yaml(data, run_dir)
     classes = list(json.loads(Path(data).read_text(encoding="utf-8"))["names"].values())
-    yolo = ultralytics_module().YOLO(_model_source(model, run_dir, len(classes)))
+    yolo = open_yolo(_model_source(model, run_dir, len(classes)))
     if progress is not None:
         yolo.add_callback("on_fit_epoch_end", _epoch_ticker(progress))
     args = dict(data=data, epochs=int(epochs), imgsz=int(image_size), batch=int(batch_size),
