@@ -49,9 +49,17 @@ docs:
 demo: python-env
 	@Rscript -e 'tidyvision:::render_report("$(DATA)", "$(REPORT_DIR)")'
 
+# The CPU is a test axis: the engine's suite runs again, and the R tests of
+# training, prediction, explanations and the corpus once, as on a laptop
+# without AVX-512 or bf16 (torch then reports AVX2 and no oneDNN bf16).
+AVX2 := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+AVX2_R_TESTS := ^(fine_tune|classifier|explain|corpus)$$
 pytest:
 	@mkdir -p $(OUT)
-	cd tests/python && "$(PYTHON)" -m pytest -q -p no:cacheprovider --junitxml=../../$(OUT)/pytest.xml . || true
+	cd tests/python
+	"$(PYTHON)" -m pytest -q -p no:cacheprovider --junitxml=../../$(OUT)/pytest.xml . || true
+	echo "pytest again under the AVX2 emulation ($(AVX2))"
+	env $(AVX2) "$(PYTHON)" -m pytest -q -p no:cacheprovider --junitxml=../../$(OUT)/pytest-avx2.xml . || true
 
 # The corpus tests run on a real one-node SLURM cluster (tools/slurm.sh). It is
 # started here unless one is already up, and then stopped again, by PID file.
@@ -66,6 +74,8 @@ testthat:
 	trap 'if [ $$started = 1 ]; then tools/slurm.sh stop; fi' EXIT
 	export SLURM_CONF=$(SLURM_DIR)/slurm.conf USER=$${USER:-$$(id -un)}
 	TIDYVISION_REQUIRE_PYTHON=1 Rscript tools/testthat.R $(OUT)/testthat.txt
+	echo "testthat again for '$(AVX2_R_TESTS)' under the AVX2 emulation"
+	env $(AVX2) TIDYVISION_REQUIRE_PYTHON=1 Rscript tools/testthat.R $(OUT)/testthat-avx2.txt '$(AVX2_R_TESTS)'
 
 check:
 	@mkdir -p $(OUT)

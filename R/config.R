@@ -2,7 +2,9 @@
 #'
 #' The Python interpreter the engine runs in, its version and the libpython
 #' that R loaded for it, package versions, the device (cpu, cuda or mps),
-#' whether bf16 autocast runs fast on this CPU (AMX or AVX-512 BF16), the
+#' whether torch runs bf16 kernels on this CPU (as torch reports it, so an
+#' emulated or virtual CPU is seen as it runs) and which precision each
+#' measured backbone, image size and batch size got and why, the
 #' number of threads, how much the engine's cache holds ([tv_cache()]), and
 #' which backbones have pretrained weights on disk so
 #' they work offline.
@@ -24,8 +26,8 @@ format.tv_config <- function(x, ...) {
   c(
     paste0("Python:    ", x$python, " (", x$python_version, ")"),
     paste0("libpython: ", x$libpython),
-    paste0("Device:    ", x$device, ", precision ", x$precision,
-           if (isTRUE(x$bf16_fast)) " (bf16 is fast on this CPU)" else ""),
+    paste0("Device:    ", x$device, if (x$device != "cpu") paste0(", precision ", x$precision)),
+    format_precision(x),
     paste0("Threads:   ", x$threads, " of ", x$cores, " cores"),
     paste0("Backbones with weights on disk: ",
            if (length(x$backbones_offline)) paste(x$backbones_offline, collapse = ", ") else "none"),
@@ -36,6 +38,20 @@ format.tv_config <- function(x, ...) {
 }
 
 #' @export
+# Why a precision is used: what torch runs here, and what was measured.
+format_precision <- function(x) {
+  if (x$device != "cpu") return(character())
+  kernels <- paste0("Precision: torch's CPU kernels are ", x$cpu_capability,
+                    if (isTRUE(x$bf16_kernels)) " with bf16: each precision is timed once per backbone, size and batch, and the faster kept" else
+                      " without bf16: fp32")
+  m <- x$precision_measured
+  if (!isTRUE(x$bf16_kernels) || !length(m$kind)) return(kernels)
+  c(kernels, sprintf("  %s %s at %d px, batch %d: %s (bf16 %.2fx fp32: %.0f vs %.0f ms)",
+                     vapply(m$kind, function(k) if (k == "train") "training" else "inference", ""),
+                     unlist(m$backbone), as.integer(unlist(m$image_size)), as.integer(unlist(m$batch_size)),
+                     unlist(m$precision), unlist(m$ratio), unlist(m$bf16_ms), unlist(m$fp32_ms)))
+}
+
 print.tv_config <- function(x, ...) {
   print_titled(x, "tidyvision configuration")
 }

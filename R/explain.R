@@ -19,7 +19,7 @@
 #' images. A map with no positive evidence for the class is all 0.
 #'
 #' Images are decoded in threads while the network runs on the previous
-#' batch, in bf16 where the CPU runs it fast (see [tv_config()]). Explaining
+#' batch, in bf16 where it measured faster on this CPU (see [tv_config()]). Explaining
 #' costs about two forward passes per image.
 #'
 #' @param x A `tv_classifier` from [fine_tune()] or [load_classifier()].

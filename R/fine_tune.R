@@ -12,11 +12,13 @@
 #' Preprocessing follows the book: training images get a random resized crop
 #' and a horizontal flip when `augment = TRUE`; validation and prediction use
 #' `resize`, then ImageNet normalisation. Each image is decoded once per fit
-#' (random crops are drawn from a copy at up to twice `image_size`); with
-#' `precision = "auto"` on CPUs with bf16 support (AMX, AVX-512 BF16),
-#' validation runs in bf16 autocast with channels_last, and so does training
-#' from `batch_size = 16` up (smaller batches train faster in fp32
-#' channels_last).
+#' (random crops are drawn from a copy at up to twice `image_size`), and
+#' the passes run with channels_last. With `precision = "auto"` on a CPU
+#' where torch runs bf16 kernels, a few steps of each precision are timed
+#' once per machine, backbone, image size and batch size (a second or two,
+#' kept in the user cache; [tv_config()] shows them) and bf16 autocast is
+#' used where it is at least 1.1x faster: on AMX and AVX-512 BF16 CPUs that
+#' is usually inference but not training.
 #' `train_layers = "head"` freezes the pretrained body, runs it once over the
 #' images and trains only the last layer on the cached features (no
 #' augmentation): seconds instead of minutes, and often as accurate on small
@@ -50,11 +52,10 @@
 #'   Same seed, data and machine: same history and predictions.
 #' @param device `"auto"` (cuda, then mps, then cpu), `"cpu"`, `"cuda"` or
 #'   `"mps"`.
-#' @param precision `"auto"` (bf16 where the CPU runs it fast, fp16/bf16 on
-#'   GPUs, else fp32), `"bf16"`, `"fp16"` or `"fp32"`. On a CPU, `"auto"`
-#'   trains batches smaller than 16 in fp32 (with channels_last), which
-#'   measured as fast as bf16 there; validation, feature extraction and
-#'   prediction always use bf16 where it is fast.
+#' @param precision `"auto"` (on a CPU, bf16 where it measured faster for
+#'   this backbone, size and batch, else fp32; bf16, or fp16 where the GPU
+#'   has no bf16, on GPUs), `"bf16"`, `"fp16"` or `"fp32"`. Training and
+#'   inference are measured apart.
 #' @param class_weights `"none"`, or `"balanced"` to weight the training
 #'   loss of each class by `n / (k * n_c)` (`n` training images, `k`
 #'   classes, `n_c` images of the class), so a rare class counts as much as
@@ -294,7 +295,7 @@ best_val_row <- function(fit) {
   h[h$epoch == fit$best_epoch & h$split == "val", ]
 }
 
-# "bf16", or "fp32 training, bf16 inference" when small batches trained in fp32.
+# "bf16", or "fp32 training, bf16 inference" when the two precisions differ.
 precision_label <- function(x) {
   train <- x$train_precision
   if (is.null(train) || identical(train, x$precision)) return(x$precision)

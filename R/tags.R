@@ -9,7 +9,7 @@
 #' installed with tidyvision (no download). Class names are torchvision's,
 #' lowercased (`"golden retriever"`, `"hammer"`, `"cardigan welsh corgi"`).
 #' Images are resized as [predict()][predict.tv_classifier] does (shorter
-#' side 256, centre crop 224), batched, in bf16 on CPUs that run it fast.
+#' side 256, centre crop 224), batched, in bf16 where it measured faster on this CPU.
 #'
 #' With a YOLO detector (a `tv_detector` from [train_detector()], a `.pt`
 #' file or a name such as `"yolov8n.pt"`, see [detect_objects()]), an image

@@ -33,7 +33,7 @@ from torchvision import datasets, transforms as T
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "inst" / "python"))
-from tidyvision import classifier, config, fine_tune, images  # noqa: E402
+from tidyvision import classifier, config, fine_tune, images, speed  # noqa: E402
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -161,7 +161,7 @@ def main():
                 else Path(make_set(tmp / "made", photo_side=args.photo_side)))
         n = sum(1 for p in root.rglob("*") if images.is_image_path(p))
         print(f"{n} images in {root}; {args.epochs} epochs; torch threads {torch.get_num_threads()}; "
-              f"precision auto = {config.resolve_precision('auto', 'cpu')}")
+              f"bf16 kernels = {speed.bf16_kernels()}")
         runs = []
         for seed in range(1, args.seeds + 1):
             book_s, book_acc = book_loop(root, args.epochs, seed)

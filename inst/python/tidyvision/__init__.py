@@ -11,7 +11,8 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "cache", "config", "errors", "images", "prepare", "fine_tune", "backbones",
     "detect", "detect_train", "faces", "tags", "transforms", "classifier", "bridge",
-    "agreement", "label_issues", "suggest_labels",
+    "agreement", "label_issues", "suggest_labels", "corpus", "embeddings", "estimates", "explain",
+    "learning_curve", "speed", "testing",
 }
 
 

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from . import config, images, transforms
+from . import config, images, speed, transforms
 from .backbones import build_backbone, split_head
 from .cache import CACHE
 from .errors import check
@@ -105,8 +105,8 @@ def predict_batches(batches, weights_path, backbone, n_classes, resize="rescale_
     order: the loop of predict(), shared with classify_folder() (corpus.py)."""
     import torch
     device = config.resolve_device(device)
-    precision = config.resolve_precision(precision, device)
     model = load_model(weights_path, backbone, n_classes, device)
+    precision = speed.inference(precision, device, model, backbone, image_size)
     loader, min_side = eval_loader(resize, int(image_size)), transforms.decode_min_side(resize, int(image_size))
 
     def decode(path):

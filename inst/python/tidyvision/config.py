@@ -3,7 +3,6 @@ import importlib.metadata
 import os
 import platform
 import sys
-from functools import lru_cache
 
 from .errors import check
 
@@ -11,21 +10,19 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
-@lru_cache(maxsize=1)
-def cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def bf16_fast_on_cpu():
-    """AMX or AVX-512 BF16 make bf16 autocast several times faster than fp32."""
-    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+def cache_dir(*parts):
+    """tidyvision's folder in the user cache (``TIDYVISION_CACHE_DIR`` overrides it)."""
+    root = os.environ.get("TIDYVISION_CACHE_DIR")
+    if not root:
+        if sys.platform == "win32":
+            root = os.path.join(os.environ.get("LOCALAPPDATA", os.path.expanduser("~")), "tidyvision", "Cache")
+        elif sys.platform == "darwin":
+            root = os.path.expanduser("~/Library/Caches/tidyvision")
+        else:
+            root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tidyvision")
+    path = os.path.join(root, *parts)
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def resolve_device(device="auto"):
@@ -44,7 +41,8 @@ def resolve_device(device="auto"):
 
 
 def resolve_precision(precision, device):
-    """bf16 where the hardware runs it fast, fp16 autocast on GPUs, else fp32."""
+    """The precision asked for; for "auto", bf16 (or fp16) autocast on GPUs and fp32
+    elsewhere. On a CPU, "auto" with a model at hand is measured instead: speed.choose()."""
     check(precision in PRECISIONS, "bad_argument",
           f"`precision` must be one of {', '.join(PRECISIONS)}, not {precision!r}.")
     if precision != "auto":
@@ -52,8 +50,6 @@ def resolve_precision(precision, device):
     if device == "cuda":
         import torch
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device == "cpu" and bf16_fast_on_cpu():
-        return "bf16"
     return "fp32"
 
 
@@ -104,6 +100,7 @@ def versions():
 def describe():
     """Everything tv_config() prints, as plain values."""
     import torch
+    from . import speed
     from .backbones import offline_backbones
     from .cache import CACHE
     device = resolve_device("auto")
@@ -114,10 +111,20 @@ def describe():
         "versions": versions(),
         "device": device,
         "precision": resolve_precision("auto", device),
-        "bf16_fast": bf16_fast_on_cpu(),
+        "bf16_kernels": speed.bf16_kernels()[0],
+        "cpu_capability": speed.bf16_kernels()[1],
+        "precision_measured": _measured_columns(),
         "threads": torch.get_num_threads(),
         "cores": os.cpu_count(),
         "backbones_offline": offline_backbones(),
         "cache_bytes": float(sum(CACHE.describe()["bytes"])),
         "cache_budget": float(CACHE.budget),
     }
+
+
+def _measured_columns():
+    """speed.py's measurements on this machine, as columns."""
+    from . import speed
+    rows = list(speed.measured().values())
+    keys = ("kind", "backbone", "image_size", "batch_size", "precision", "fp32_ms", "bf16_ms", "ratio", "measured")
+    return {k: [r.get(k) for r in rows] for k in keys}

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import config, images
+from .config import cache_dir
 from .cache import CACHE
 from .errors import TidyvisionError, check
 
@@ -41,21 +42,6 @@ def _env_true(name):
 
 # Whether the user declared this machine offline, read before we set YOLO_OFFLINE ourselves.
 _USER_OFFLINE = _env_true("YOLO_OFFLINE")
-
-
-def cache_dir(*parts):
-    """tidyvision's folder in the user cache (``TIDYVISION_CACHE_DIR`` overrides it)."""
-    root = os.environ.get("TIDYVISION_CACHE_DIR")
-    if not root:
-        if sys.platform == "win32":
-            root = os.path.join(os.environ.get("LOCALAPPDATA", os.path.expanduser("~")), "tidyvision", "Cache")
-        elif sys.platform == "darwin":
-            root = os.path.expanduser("~/Library/Caches/tidyvision")
-        else:
-            root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tidyvision")
-    path = os.path.join(root, *parts)
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def weights_dir():

@@ -10,7 +10,7 @@ out-of-fold probabilities and fit-then-predict.
 """
 import numpy as np
 
-from . import config, images, transforms
+from . import config, images, speed, transforms
 from .backbones import build_backbone, split_head
 from .cache import CACHE
 from .classifier import eval_loader, load_model
@@ -57,7 +57,6 @@ def embed(paths, backbone="efficientnet_lite0", weights_path=None, n_classes=Non
     problem) where an image can't be read. Cached vectors are not recomputed."""
     import torch
     device = config.resolve_device(device)
-    precision = config.resolve_precision(precision, device)
     paths = [str(p) for p in paths]
     store = CACHE.get("embeddings", model_key(backbone, weights_path, resize, image_size),
                       EmbeddingStore, keep=2)
@@ -67,6 +66,8 @@ def embed(paths, backbone="efficientnet_lite0", weights_path=None, n_classes=Non
     loader = eval_loader(resize, int(image_size))
     min_side = transforms.decode_min_side(resize, int(image_size))
     body = _body(backbone, weights_path, n_classes, device) if todo else None
+    if body is not None:
+        precision = speed.inference(precision, device, body, backbone, image_size)
 
     def decode(i):
         if digests[i] is None:

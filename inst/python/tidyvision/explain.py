@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from . import config, images, transforms
+from . import config, images, speed, transforms
 from .classifier import eval_loader, load_model
 from .errors import check
 
@@ -96,10 +96,10 @@ def explain(paths, weights_path, backbone, n_classes, targets=None, method="grad
     import torch
     check(method in METHODS, "bad_argument", f"`method` must be one of {', '.join(METHODS)}, not {method!r}.")
     device = config.resolve_device(device)
-    precision = config.resolve_precision(precision, device)
     size, paths = int(image_size), [str(p) for p in paths]
     targets = [-1 if t is None else int(t) for t in (targets or [None] * len(paths))]
     model = load_model(weights_path, backbone, n_classes, device)
+    precision = speed.inference(precision, device, model, backbone, size)
     model.requires_grad_(False)  # gradients are only needed from the layer on
     layer = target_layer(model.body, size)
     loader, min_side = eval_loader(resize, size), transforms.decode_min_side(resize, size)

@@ -5,8 +5,8 @@ N(0, 0.01), SGD with momentum, StepLR(step_size, gamma), the best epoch chosen
 on validation accuracy (ties: lower loss) and its weights kept. Faster because
 each image is decoded and resized once per fit (random crops and flips are
 drawn from the cached tensors), decoding uses every core, the forward and
-backward passes run with channels_last (in bf16 where the CPU supports it,
-except small CPU batches: see Trainer), and ``train_layers = "head"`` runs the
+backward passes run with channels_last (in bf16 where a short measurement on
+this CPU finds it faster: see speed.py), and ``train_layers = "head"`` runs the
 frozen body once and trains on its features.
 """
 import hashlib
@@ -15,13 +15,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import config, images, transforms
+from . import config, images, speed, transforms
 from .cache import CACHE
 from .classifier import build_classifier, eval_loader, save_weights
 from .errors import check
-
-SMALL_BATCH = 16
-
 
 @dataclass
 class FitConfig:
@@ -177,18 +174,23 @@ class Trainer:
         import torch
         self.cfg, self.n_classes, self.progress = cfg, n_classes, progress
         self.device = config.resolve_device(cfg.device)
-        self.precision = config.resolve_precision(cfg.precision, self.device)
-        self.train_precision = self.precision
-        if cfg.precision == "auto" and self.device == "cpu" and cfg.batch_size < SMALL_BATCH:
-            # For training steps of a few images bf16's casts cost what its
-            # matmuls save: measured at parity on this project's first
-            # machine, and 1.5x slower than fp32 channels_last (300 vs 195 ms
-            # for 4 images) on an AVX-512 BF16 CPU without AMX. Inference and
-            # feature extraction stay in bf16, 2-3x faster there.
-            self.train_precision = "fp32"
+        self.precision = self.train_precision = None  # set by choose_precisions()
         self.class_weight = None  # per-class loss weights, set by fit() for class_weights = "balanced"
         config.seed_everything(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
+
+    def choose_precisions(self, model):
+        """Inference and training precisions for this model, measured on a CPU (speed.py).
+
+        A head trained on cached features is a linear layer: fp32 costs nothing there.
+        """
+        cfg = self.cfg
+        self.precision = speed.inference(cfg.precision, self.device, model, cfg.backbone, cfg.image_size)
+        if cfg.train_layers == "head" and cfg.precision == "auto" and self.device == "cpu":
+            self.train_precision = "fp32"
+        else:
+            self.train_precision = speed.choose("train", model, cfg.backbone, cfg.batch_size, cfg.image_size,
+                                                self.device, cfg.precision)[0]
 
     def run(self, model, params, train_x, train_y, val_x, val_y, prepare):
         import torch
@@ -280,6 +282,7 @@ def fit(train_paths, train_labels, val_paths, val_labels, n_classes, weights_pat
     trainer = Trainer(cfg, n_classes, progress)
     model = build_classifier(cfg.backbone, n_classes, pretrained=True, weights=cfg.weights)
     model.to(device=trainer.device, memory_format=torch.channels_last)
+    trainer.choose_precisions(model)
     train_y, val_y = _labels(train_labels, train), _labels(val_labels, val)
     if cfg.class_weights == "balanced":
         trainer.class_weight = balanced_weights(train_y, n_classes).to(trainer.device)

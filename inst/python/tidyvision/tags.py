@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import classifier, config, images, transforms
+from . import classifier, config, images, speed, transforms
 from .backbones import LITE0, build_backbone
 from .cache import CACHE
 from .errors import TidyvisionError, check
@@ -68,8 +68,8 @@ def imagenet_batches(batches, top_k=5, device="auto", precision="auto"):
     imagenet(), shared with classify_folder() (corpus.py)."""
     import torch
     device = config.resolve_device(device)
-    precision = config.resolve_precision(precision, device)
     model, names = _lite0(device), imagenet_classes()
+    precision = speed.inference(precision, device, model, "efficientnet_lite0", 224)
     loader, min_side = classifier.eval_loader("rescale_crop", 224), transforms.decode_min_side("rescale_crop", 224)
     top_k = max(1, min(int(top_k), len(names)))
 
