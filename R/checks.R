@@ -39,7 +39,7 @@ check_flag <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
   }
 }
 
-check_conf_level <- function(x, call) {
+check_conf_level <- function(x, call = caller_env()) {
   check_scalar(x, function(v) v > 0 && v < 1, "a number between 0 and 1, such as 0.95", "conf_level", call)
 }
 

@@ -30,7 +30,7 @@ predict.tv_classifier <- function(object, new_data, type = c("class", "prob"),
 }
 
 predict_probs <- function(object, paths, batch_size = 64, verbose = FALSE) {
-  check_classifier(object)
+  object <- check_classifier(object)
   s <- object$settings
   res <- engine_call("classifier.predict", as.list(paths), object$weights, object$backbone,
                      length(object$classes), resize = s$resize, image_size = s$image_size,
@@ -74,16 +74,21 @@ augment.tv_classifier <- function(x, new_data, ...) {
   tibble::as_tibble(cbind(new_data, preds))
 }
 
+# `x`, checked, with `x$weights` a file the engine can read (restored from the
+# bytes it carries when the file is gone, as after a new R session: weights.R).
 check_classifier <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
   if (!inherits(x, "tv_classifier")) {
     tv_abort("{.arg {arg}} must be a classifier from {.fn fine_tune} or {.fn load_classifier}.",
              class = "bad_argument", call = call)
   }
-  if (!file.exists(x$weights)) {
+  live <- live_weights(x)
+  if (is.null(live)) {
     tv_abort(c("The weights of this classifier are gone: {.path {x$weights}}.",
-               i = "A classifier kept in an R session lives in its temporary folder; use {.fn save_classifier} and {.fn load_classifier} to keep one."),
+               i = "It was made by an older tidyvision that kept them in the session's temporary folder; train it again, or use {.fn save_classifier} and {.fn load_classifier} to keep one."),
              class = "weights_missing", call = call)
   }
+  x$weights <- live
+  x
 }
 
 #' Save and load a classifier
@@ -110,7 +115,7 @@ check_classifier <- function(x, arg = rlang::caller_arg(x), call = caller_env())
 #' save_classifier(fit, dir, overwrite = TRUE)
 #' fit2 <- load_classifier(dir)
 save_classifier <- function(fit, dir, overwrite = FALSE) {
-  check_classifier(fit)
+  fit <- check_classifier(fit)
   check_flag(overwrite)
   if (file.exists(dir) && !overwrite) {
     tv_abort(c("{.path {dir}} already exists.", i = "Use {.code overwrite = TRUE} to replace it."),

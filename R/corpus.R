@@ -241,7 +241,7 @@ task_options <- function(dots, defaults, call) {
 
 classifier_task <- function(task, dots, call) {
   fit <- if (is.character(task)) load_classifier(task) else task
-  check_classifier(fit, "task", call)
+  fit <- check_classifier(fit, "task", call)
   opts <- task_options(dots, list(device = fit$settings$device %||% "auto"), call)
   s <- fit$settings
   saved <- file.exists(file.path(dirname(fit$weights), "tidyvision.json"))

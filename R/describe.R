@@ -8,14 +8,15 @@
 #' For a classifier: the backbone and its pretraining, which layers were
 #' trained, the images per split and class, how the split was made, the
 #' hyperparameters, the kept epoch and how it was chosen, the validation
-#' metrics with 95% intervals, the software versions and the fingerprint of
+#' metrics with intervals (at `conf_level`) and the class they are about, the software versions and the fingerprint of
 #' the training images. A classifier keeps its validation counts per class
 #' and its best epoch's metrics, so without `data` the accuracy gets an
 #' exact binomial interval and the other metrics none. With `data` (the
 #' images given to [fine_tune()]) the split is recomputed as `fine_tune()`
 #' made it, the training counts per class are given, the validation images
-#' are predicted again for bootstrap intervals of every metric
-#' ([image_metrics()]), and with `group` (e.g. the duplicate groups of
+#' are predicted again for intervals of every metric, made as
+#' [image_metrics()] makes them (exact for accuracy, precision and recall,
+#' bootstrap for F1), and with `group` (e.g. the duplicate groups of
 #' [find_duplicates()]) the text says whether any group spans two splits.
 #' Software versions are those of the running session.
 #'
@@ -30,6 +31,7 @@
 #' @param group For a classifier with `data`: a column of `data` grouping
 #'   near copies (such as a duplicate group).
 #' @param format `"markdown"` or `"text"`.
+#' @param conf_level For a classifier: the level of the metrics' intervals.
 #' @return A character string of class `tv_description`.
 #' @export
 #' @examplesIf tv_available()
@@ -40,8 +42,10 @@ describe <- function(x, ...) UseMethod("describe")
 
 #' @rdname describe
 #' @export
-describe.tv_classifier <- function(x, data = NULL, group = NULL, format = c("markdown", "text"), ...) {
+describe.tv_classifier <- function(x, data = NULL, group = NULL, format = c("markdown", "text"),
+                                   conf_level = 0.95, ...) {
   format <- check_choice(format)
+  check_conf_level(conf_level)
   s <- x$settings
   split <- if (!is.null(data)) described_split(x, data, rlang::enquo(group)) else NULL
   parts <- c(
@@ -55,7 +59,7 @@ describe.tv_classifier <- function(x, data = NULL, group = NULL, format = c("mar
             resize_text(s$resize), num(s$image_size), num(s$image_size),
             if (isTRUE(s$augment) && s$train_layers == "all") ", with random resized crops and horizontal flips in training" else ""),
     sprintf("We kept the weights of epoch %d, the epoch with the highest validation accuracy (ties broken by the lower validation loss); test images, if any, were not used.", x$best_epoch),
-    metrics_text(x, split),
+    metrics_text(x, split, conf_level),
     software_text(x, format)
   )
   new_description(parts)
@@ -129,26 +133,36 @@ split_text <- function(split) {
           split$spanning, split$group)
 }
 
-metrics_text <- function(x, split) {
+metrics_text <- function(x, split, conf_level = 0.95) {
   best <- best_val_row(x)
   right <- round(best$accuracy * x$n_val)
-  ci <- stats::binom.test(right, x$n_val)$conf.int
-  avg <- if (length(x$classes) == 2) sprintf("for class %s", x$classes[1]) else "macro-averaged"
+  ci <- stats::binom.test(right, x$n_val, conf.level = conf_level)$conf.int
+  lvl <- paste0(num(100 * conf_level), "%")
+  avg <- if (length(x$classes) == 2) sprintf("for the class %s", x$classes[1]) else "macro-averaged over the classes"
   if (is.null(split)) {
-    return(sprintf("On the validation images, accuracy was %s (%d of %d right; 95%% exact binomial interval %s to %s); precision, recall and F1 (%s) were %s, %s and %s.",
-                   fmt3(best$accuracy), right, x$n_val, fmt3(ci[1]), fmt3(ci[2]), avg,
+    return(sprintf("On the validation images, accuracy was %s (%d of %d right; %s exact Clopper-Pearson interval %s to %s); precision, recall and F1 (%s) were %s, %s and %s.",
+                   fmt3(best$accuracy), right, x$n_val, lvl, fmt3(ci[1]), fmt3(ci[2]), avg,
                    fmt3(best$precision), fmt3(best$recall), fmt3(best$f1)))
   }
-  m <- described_metrics(x, split$val)
-  sprintf("On the validation images (95%% bootstrap intervals), %s.",
+  m <- described_metrics(x, split$val, conf_level)
+  sprintf("On the validation images (precision, recall and F1 %s; %s intervals: %s), %s.",
+          avg, lvl, interval_methods_text(m$.method),
           paste(sprintf("%s was %s (%s to %s)", m$name, fmt3(m$.estimate), fmt3(m$.lower), fmt3(m$.upper)), collapse = ", "))
 }
 
+# Which metric got which kind of interval, in words (see intervals.R).
+interval_methods_text <- function(methods) {
+  words <- c(`clopper-pearson` = "exact Clopper-Pearson for accuracy, precision and recall",
+             bootstrap = "percentile bootstrap for F1",
+             `clopper-pearson bounds` = "for F1, its value at the exact bounds of precision and recall, as every bootstrap resample gave the same F1")
+  paste(words[intersect(names(words), methods)], collapse = "; ")
+}
+
 # accuracy, then precision, recall and F1 (binary, or the macro rows).
-described_metrics <- function(x, val) {
+described_metrics <- function(x, val, conf_level = 0.95) {
   pred <- predict(x, val)
   truth <- factor(val[[x$label]], levels = x$classes)
-  m <- image_metrics_vec(truth, pred$.pred_class)
+  m <- image_metrics_vec(truth, pred$.pred_class, conf_level = conf_level)
   m <- m[m$.estimator %in% c("binary", "multiclass", "macro"), ]
   name <- c(accuracy = "accuracy", precision = "precision", recall = "recall", f1 = "F1")[m$.metric]
   m$name <- ifelse(m$.estimator == "macro", paste("macro", name), name)

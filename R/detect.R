@@ -98,10 +98,7 @@ detect_objects <- function(paths, model = "yolov8n.pt", confidence = 0.25, iou =
 # name is a published model (the engine finds it in its cache), never a file
 # in the working directory: see detect.resolve_weights().
 detector_weights <- function(model, arg = rlang::caller_arg(model), call = caller_env()) {
-  if (inherits(model, "tv_detector")) {
-    check_detector(model, arg, call)
-    return(model$weights)
-  }
+  if (inherits(model, "tv_detector")) return(check_detector(model, arg, call))
   if (!rlang::is_string(model) || !nzchar(model)) {
     tv_abort("{.arg {arg}} must be a .pt file, a model name such as {.val yolov8n.pt}, or a detector from {.fn train_detector}.",
              class = "bad_argument", call = call)
@@ -123,12 +120,15 @@ announce_weights <- function(name, call) {
                   .frequency_id = paste0("tidyvision-weights-", path))
 }
 
+# A weights file of the detector `x` that the engine can read (weights.R).
 check_detector <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
-  if (!file.exists(x$weights)) {
+  live <- live_weights(x)
+  if (is.null(live)) {
     tv_abort(c("The weights of this detector are gone: {.path {x$weights}}.",
-               i = "A detector trained without {.arg dir} lives in the session's temporary folder; give {.fn train_detector} a {.arg dir} to keep one."),
+               i = "Train it again, or give {.fn train_detector} a {.arg dir} to keep one on disk."),
              class = "weights_missing", call = call)
   }
+  live
 }
 
 #' Count the objects found in each image

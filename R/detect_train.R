@@ -219,7 +219,8 @@ new_detector <- function(res, run, target, model) {
   history <- tibble::as_tibble(lapply(h, function(col) col_of(col, "dbl")))
   history$epoch <- as.integer(history$epoch)
   structure(list(
-    weights = moved(res$weights), classes = col_of(res$classes), dir = moved(res$dir),
+    weights = moved(res$weights), carried = carry_weights(moved(res$weights)),
+    classes = col_of(res$classes), dir = moved(res$dir),
     model = if (inherits(model, "tv_detector")) "tv_detector" else model,
     image_size = as.integer(res$image_size), history = history, seconds = res$seconds,
     n_train = res$n_train %||% NA_integer_, n_val = res$n_val %||% NA_integer_

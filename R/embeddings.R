@@ -54,7 +54,7 @@ embed_paths <- function(paths, backbone = "efficientnet_lite0", image_size = 224
 # The engine's arguments for a backbone name or a fitted classifier.
 embedding_model <- function(backbone, image_size, resize, call) {
   if (inherits(backbone, "tv_classifier")) {
-    check_classifier(backbone, call = call)
+    backbone <- check_classifier(backbone, call = call)
     s <- backbone$settings
     return(list(backbone = backbone$backbone, weights_path = backbone$weights,
                 n_classes = length(backbone$classes), resize = s$resize,

@@ -57,7 +57,7 @@
 explain.tv_classifier <- function(x, images, class = NULL, method = "gradcam", batch_size = 64,
                                   dir = NULL, overwrite = FALSE, verbose = interactive(), ...) {
   check_dots_known(rlang::enquos(...), setdiff(names(formals(explain.tv_classifier)), "..."), "explain")
-  check_classifier(x)
+  x <- check_classifier(x)
   method <- check_choice(method, "gradcam")
   check_count(batch_size)
   check_flag(overwrite)

@@ -130,7 +130,7 @@ new_classifier <- function(classes, label, settings, history, best_epoch, weight
   structure(list(
     classes = classes, label = label, backbone = settings$backbone, settings = settings,
     history = tibble::as_tibble(history), best_epoch = as.integer(best_epoch),
-    weights = weights, sha256 = sha256, fingerprint = fingerprint,
+    weights = weights, carried = carry_weights(weights), sha256 = sha256, fingerprint = fingerprint,
     n_train = as.integer(n_train), n_val = as.integer(n_val), val_counts = val_counts,
     device = device, precision = precision, train_precision = train_precision %||% precision,
     seconds = seconds

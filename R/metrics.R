@@ -1,7 +1,7 @@
-#' Accuracy, precision, recall and F1 with bootstrap intervals
+#' Accuracy, precision, recall and F1 with intervals
 #'
-#' Validation sets in social science are small, so every metric comes with a
-#' bootstrap percentile interval. Follows yardstick's layers:
+#' Validation sets in social science are small, so every metric comes with
+#' an interval that says how sure it is. Follows yardstick's layers:
 #' `image_metrics()` takes a data frame and column names (tidy evaluation),
 #' `image_metrics_vec()` takes the two vectors.
 #'
@@ -32,17 +32,24 @@
 #' c` and predictions `a a b b a`: 0.83, 0.67 and 0.9; here 0.56, 0.67 and
 #' 0.6).
 #'
-#' **Intervals.** Percentile intervals from `times` bootstrap resamples of
-#' the rows. Every metric here depends only on the confusion counts, so a
-#' resample is drawn as multinomial counts over the confusion cells (the
-#' same distribution as resampling rows, at a fraction of the cost).
-#' Resamples in which a metric is undefined are left out of its interval.
-#' A percentile interval can't reach past what the sample shows: when every
-#' prediction is right it is `[1, 1]`, so with perfect or near-perfect scores
-#' on few images prefer an exact interval such as
-#' `binom.test(n_right, n)$conf.int` for the accuracy.
-#' The seed is applied locally: the global random number generator is left
-#' untouched, and the same data give the same intervals.
+#' **Intervals** (the `.method` column says which). Accuracy, precision and
+#' recall are binomial proportions (right of all images, true positives of
+#' the predicted or of the actual members of a class), so they get the exact
+#' Clopper-Pearson interval (`"clopper-pearson"`, as
+#' `binom.test(x, n)$conf.int`): it stays honest when every prediction is
+#' right (28 of 28 gives 0.877 to 1), where a percentile bootstrap collapses
+#' to `[1, 1]`. F1 and the macro averages get percentile intervals from
+#' `times` bootstrap resamples of the rows (`"bootstrap"`). Every metric
+#' depends only on the confusion counts, so a resample is drawn as
+#' multinomial counts over the confusion cells (the same distribution as
+#' resampling rows, at a fraction of the cost); resamples in which a metric
+#' is undefined are left out of its interval. Where the bootstrap
+#' degenerates to a single value (all predictions right, say), the interval
+#' is the metric taken at the exact bounds of its precision and recall (F1),
+#' or the mean of the per-class bounds (macro averages):
+#' `"clopper-pearson bounds"`. The seed is applied locally: the global
+#' random number generator is left untouched, and the same data give the
+#' same intervals.
 #'
 #' **Groups.** On a grouped data frame (`dplyr::group_by()`, e.g. by gender
 #' or by source) each group gets its own set of rows, with the group
@@ -57,13 +64,15 @@
 #' @param event_level With two classes, `"first"` or `"second"`: which class
 #'   is the event that precision, recall and F1 are about.
 #' @param conf_level Level of the intervals.
-#' @param times Bootstrap resamples; `0` skips the intervals (`NA`).
+#' @param times Bootstrap resamples for F1 and the macro averages; `0` skips
+#'   them (their intervals are then `NA`).
 #' @param seed Random seed of the resamples.
 #' @param na_rm Drop rows where `truth` or `estimate` is missing (e.g.
 #'   images that couldn't be read); with `FALSE` any missing value makes
 #'   every metric `NA`.
 #' @return A tibble with `.metric` (`"accuracy"`, `"precision"`, `"recall"`,
-#'   `"f1"`), `.estimator`, `.estimate`, `.lower`, `.upper`, plus `.class`
+#'   `"f1"`), `.estimator`, `.estimate`, `.lower`, `.upper`, `.method` (how
+#'   the interval was made, see Intervals), plus `.class`
 #'   with more than two classes, and group columns first for grouped data.
 #' @seealso [confusion()] for the counts behind the numbers, [plot_errors()]
 #'   to look at the mistakes.
@@ -119,12 +128,7 @@ image_metrics_vec <- function(truth, estimate, event_level = "first", conf_level
   counts <- cell_counts(x$truth[complete], x$estimate[complete], k)
   stats <- metric_stats(matrix(counts), layout)
   warn_undefined(layout, stats)
-  out <- metric_rows(layout, stats)
-  if (times > 0) {
-    boot <- withr::with_seed(seed, stats::rmultinom(times, sum(counts), counts))
-    out[c(".lower", ".upper")] <- percentile_interval(metric_stats(boot, layout), conf_level)
-  }
-  out
+  metric_intervals(metric_rows(layout, stats), counts, layout, conf_level, times, seed)
 }
 
 # truth and estimate as factors over the union of their classes.
@@ -226,7 +230,8 @@ undefined_na <- function(x) {
 
 metric_rows <- function(layout, estimate) {
   out <- tibble::tibble(.metric = layout$.metric, .estimator = layout$.estimator,
-                        .estimate = as.vector(estimate), .lower = NA_real_, .upper = NA_real_)
+                        .estimate = as.vector(estimate), .lower = NA_real_, .upper = NA_real_,
+                        .method = NA_character_)
   if (!identical(unique(layout$.estimator), "binary")) out$.class <- layout$.class
   out
 }

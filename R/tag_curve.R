@@ -18,7 +18,7 @@
 #' @return A `tv_tag_curve` tibble, one row per threshold and metric:
 #'   `min_confidence`, `n_tagged` (images tagged at that threshold),
 #'   `.metric` (`"accuracy"`, `"precision"`, `"recall"`, `"f1"`),
-#'   `.estimator`, `.estimate`, `.lower`, `.upper`; `compare_taggers()` adds
+#'   `.estimator`, `.estimate`, `.lower`, `.upper`, `.method`; `compare_taggers()` adds
 #'   a leading `tagger` column. `autoplot()` draws it.
 #' @seealso [autoplot.tv_tag_curve()].
 #' @export

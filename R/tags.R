@@ -148,7 +148,7 @@ read_rekognition <- function(file) {
 #' treats "the image has one of `tag` with confidence at least
 #' `min_confidence`" as a prediction of `label`, and compares it with the
 #' hand labels: the confusion matrix and accuracy, precision, recall and F1
-#' of the tag as a classifier, with bootstrap intervals ([image_metrics()],
+#' of the tag as a classifier, with intervals ([image_metrics()],
 #' [confusion()]).
 #'
 #' **Joining.** `truth` has one row per hand-labelled image: a `path` and

@@ -57,8 +57,9 @@ test_that("an existing folder is not overwritten without overwrite = TRUE", {
   expect_equal(file.info(file.path(dir, "model.safetensors"))$mtime, before)
   expect_silent(save_classifier(fit, dir, overwrite = TRUE))
   expect_false(any(grepl("^[.]tidyvision", list.files(dirname(dir), all.files = TRUE))))
-  # Weights gone (e.g. the session's temp folder was cleaned): the saved folder is kept.
+  # Weights gone, and none carried (a fit of an older version): the saved folder is kept.
   fit$weights <- file.path(tempdir(), "gone.safetensors")
+  fit$carried <- NULL
   expect_error(save_classifier(fit, dir, overwrite = TRUE), class = "tidyvision_error_weights_missing")
   expect_true(file.exists(file.path(dir, "model.safetensors")))
   expect_false(any(grepl("^[.]tidyvision", list.files(dirname(dir), all.files = TRUE))))
@@ -81,6 +82,37 @@ test_that("tampered weights and pickles are refused", {
 
 test_that("a classifier whose weights are gone says how to keep one", {
   fit <- structure(list(weights = "/no/such.safetensors"), class = "tv_classifier")
+  expect_error(predict(fit, "a.jpg"), class = "tidyvision_error_weights_missing")
+})
+
+test_that("a fit carries its weights: a new R session predicts with a saved or knitr-cached fit", {
+  skip_if_no_engine()
+  skip_if_not(installed_for_children(), "tidyvision is not installed for child processes")
+  dir <- withr::local_tempdir()
+  file.copy(test_path("fixtures", "paper.Rmd"), dir)
+  knit <- function() {
+    callr::r(function(dir, images) {
+      setwd(dir)
+      Sys.setenv(TV_IMAGES = images)
+      knitr::knit("paper.Rmd", quiet = TRUE)
+      readLines("paper.md")
+    }, list(dir, dirname(dirname(dirname(separable_images()$path[1])))),
+    env = c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = ":")))
+  }
+  first <- knit()
+  second <- knit()  # a new R session: the fit comes from knitr's cache, its temporary files gone
+  expect_length(readLines(file.path(dir, "trained.txt")), 1)  # the fit chunk ran once
+  session <- function(md) grepl("#> weights file of the first session exists", md, fixed = TRUE)
+  expect_match(first[session(first)], "exists: TRUE")
+  expect_match(second[session(second)], "exists: FALSE")
+  expect_identical(second[!session(second)], first[!session(first)])
+  expect_true(any(grepl(".pred_red", second, fixed = TRUE)))
+  # saveRDS() too, and a damaged copy of the bytes is refused, never used.
+  fit <- readRDS(file.path(dir, "fit.rds"))
+  expect_false(file.exists(fit$weights))
+  expect_s3_class(predict(fit, separable_images()$path[1:2]), "tbl_df")
+  fit$carried$bytes <- fit$carried$bytes[-1]
+  fit$carried$md5 <- "0"
   expect_error(predict(fit, "a.jpg"), class = "tidyvision_error_weights_missing")
 })
 

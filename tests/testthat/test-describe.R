@@ -27,7 +27,8 @@ test_that("describe() of a classifier: every number comes from the fit", {
   found <- numbers_in(rest)
   expect_gt(length(found), 15)
   expect_true(all(found %in% allowed), info = paste(setdiff(found, allowed), collapse = " "))
-  expect_match(text, "exact binomial")
+  expect_match(text, "exact Clopper-Pearson")
+  expect_match(text, paste0("(for the class ", fit$classes[1], ")"), fixed = TRUE)
   expect_match(text, "not recorded")
   expect_match(describe(fit, format = "text"), fit$fingerprint, fixed = TRUE)
   expect_false(grepl("`", describe(fit, format = "text")))
@@ -42,7 +43,22 @@ test_that("describe() with the training data gives counts per split and class, a
   train <- table(imgs$label[imgs$split == "train"])
   for (k in names(train)) expect_match(text, paste0(k, ": ", train[[k]]), fixed = TRUE)
   expect_match(text, "No group of near-duplicate images (column copy_group) spans two splits", fixed = TRUE)
-  expect_match(text, "bootstrap")
+  expect_match(text, "exact Clopper-Pearson for accuracy, precision and recall", fixed = TRUE)
+  expect_match(text, paste0("precision, recall and F1 for the class ", fit$classes[1]), fixed = TRUE)
+  m <- tidyvision:::described_metrics(fit, imgs[imgs$split == "val", ])
+  for (i in seq_len(nrow(m))) {
+    expect_match(text, sprintf("%s was %.3f (%.3f to %.3f)", m$name[i], m$.estimate[i], m$.lower[i], m$.upper[i]),
+                 fixed = TRUE)
+  }
+  # The level is the one asked for, in the words and in the numbers.
+  at90 <- describe(fit, data = imgs, conf_level = 0.9)
+  expect_match(at90, "90% intervals", fixed = TRUE)
+  expect_false(grepl("95%", at90, fixed = TRUE))
+  m90 <- tidyvision:::described_metrics(fit, imgs[imgs$split == "val", ], conf_level = 0.9)
+  expect_match(at90, sprintf("accuracy was %.3f (%.3f to %.3f)", m90$.estimate[1], m90$.lower[1], m90$.upper[1]),
+               fixed = TRUE)
+  expect_match(describe(fit, conf_level = 0.9), "90% exact Clopper-Pearson", fixed = TRUE)
+  expect_error(describe(fit, conf_level = 95), class = "tidyvision_error_bad_argument")
   imgs$copy_group[imgs$split == "val"][1] <- imgs$copy_group[imgs$split == "train"][1]
   expect_match(describe(fit, data = imgs, group = copy_group), "1 group(s) of near-duplicate images", fixed = TRUE)
   expect_match(describe(fit, data = imgs), "not checked for near-duplicate")

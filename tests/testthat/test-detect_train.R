@@ -21,6 +21,19 @@ test_that("a trained detector carries its classes, weights and per-epoch metrics
   expect_s3_class(autoplot(fit), "ggplot")
 })
 
+test_that("a detector carries its weights, so saveRDS() or a new session keeps it usable", {
+  skip_if_no_engine()
+  fit <- shape_detector()
+  img <- shape_boxes()$path[1:3]
+  kept <- withr::local_tempfile(fileext = ".rds")
+  saveRDS(fit, kept)
+  moved <- readRDS(kept)
+  moved$weights <- file.path(withr::local_tempdir(), "gone", "best.pt")  # as in a new session
+  expect_equal(detect_objects(img, model = moved), detect_objects(img, model = fit))
+  moved$carried <- NULL
+  expect_error(detect_objects(img, model = moved), "gone", class = "tidyvision_error_weights_missing")
+})
+
 test_that("with its defaults train_detector() learns a small set from scratch, and says when it doesn't", {
   skip_if_no_engine()
   fit <- shape_detector() # train_detector(shape_boxes(), epochs = 40, image_size = 128)

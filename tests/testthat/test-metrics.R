@@ -17,7 +17,7 @@ estimate_of <- function(m, metric, estimator = NULL, class = NULL) {
 
 test_that("binary metrics reproduce the book's Table 6.1", {
   m <- image_metrics(table_6_1(), truth, predicted)
-  expect_named(m, c(".metric", ".estimator", ".estimate", ".lower", ".upper"))
+  expect_named(m, c(".metric", ".estimator", ".estimate", ".lower", ".upper", ".method"))
   expect_equal(m$.metric, c("accuracy", "precision", "recall", "f1"))
   expect_equal(m$.estimator, rep("binary", 4))
   expect_equal(round(m$.estimate[1:3], 3), c(0.853, 0.839, 0.886))
@@ -57,7 +57,7 @@ test_that("multiclass metrics match hand computations, per class and macro", {
   truth <- c("a", "a", "a", "b", "b", "c")
   est <- c("a", "b", "a", "b", "c", "c")
   m <- image_metrics_vec(truth, est, times = 200)
-  expect_named(m, c(".metric", ".estimator", ".estimate", ".lower", ".upper", ".class"))
+  expect_named(m, c(".metric", ".estimator", ".estimate", ".lower", ".upper", ".method", ".class"))
   expect_equal(nrow(m), 1 + 3 * 4)
   expect_equal(estimate_of(m, "accuracy", "multiclass"), 4 / 6)
   prec <- c(a = 1, b = 1 / 2, c = 1 / 2)
@@ -136,7 +136,39 @@ test_that("intervals are seeded, leave the global RNG alone and can be skipped",
   expect_true(all(narrow$.upper - narrow$.lower < a$.upper - a$.lower))
   none <- image_metrics(d, truth, predicted, times = 0)
   expect_equal(none$.estimate, a$.estimate)
-  expect_true(all(is.na(none$.lower) & is.na(none$.upper)))
+  expect_equal(none[1:3, ], a[1:3, ])  # exact intervals need no resamples
+  expect_true(is.na(none$.lower[4]) && is.na(none$.upper[4]) && is.na(none$.method[4]))
+})
+
+test_that("proportions get exact intervals that never collapse; F1 falls back when the bootstrap does", {
+  d <- table_6_1()
+  m <- image_metrics(d, truth, predicted)
+  expect_equal(m$.method, c("clopper-pearson", "clopper-pearson", "clopper-pearson", "bootstrap"))
+  # accuracy 695 of 815; precision 374 of 446 predicted protest; recall 374 of 422 protests
+  exact <- rbind(binom.test(695, 815)$conf.int, binom.test(374, 446)$conf.int, binom.test(374, 422)$conf.int)
+  expect_equal(unname(cbind(m$.lower, m$.upper)[1:3, ]), unname(exact[, 1:2]), tolerance = 1e-10)
+  # 28 of 28 right: 0.877 to 1, not [1, 1].
+  perfect <- image_metrics_vec(rep(c("a", "b"), c(28, 7)), rep(c("a", "b"), c(28, 7)))
+  expect_equal(perfect$.lower[2], 0.025^(1 / 28), tolerance = 1e-10)
+  expect_equal(round(perfect$.lower[2], 3), 0.877)
+  expect_true(all(perfect$.upper == 1 & perfect$.lower < 1))
+  # F1's bootstrap is [1, 1] there: its interval is F1 at precision's and recall's exact bounds.
+  expect_equal(perfect$.method[4], "clopper-pearson bounds")
+  p_lo <- perfect$.lower[2]
+  expect_equal(perfect$.lower[4], 2 * p_lo * p_lo / (2 * p_lo))
+  # A group of 35 with every prediction right has a proper interval too.
+  g <- tibble::tibble(src = rep(c("x", "y"), c(35, 40)), truth = rep(c("a", "b", "a", "b"), c(20, 15, 20, 20)))
+  g$est <- g$truth
+  g$est[36:41] <- "b"
+  by <- image_metrics(dplyr::group_by(g, src), truth, est)
+  x <- by[by$src == "x", ]
+  expect_true(all(x$.upper - x$.lower > 0.05))
+  # Macro rows fall back to the mean of the per-class bounds.
+  three <- image_metrics_vec(rep(c("a", "b", "c"), 10), rep(c("a", "b", "c"), 10))
+  macro_f1 <- three[three$.metric == "f1" & three$.estimator == "macro", ]
+  per_f1 <- three[three$.metric == "f1" & three$.estimator == "per_class", ]
+  expect_equal(macro_f1$.method, "clopper-pearson bounds")
+  expect_equal(macro_f1$.lower, mean(per_f1$.lower))
 })
 
 test_that("the 95% interval covers the true accuracy in about 95% of samples", {
@@ -155,7 +187,7 @@ test_that("grouped data give one set of metrics per group, group columns first",
   d <- table_6_1()
   d$gender <- rep(c("f", "m"), length.out = nrow(d))
   g <- image_metrics(dplyr::group_by(d, gender), truth, predicted, times = 300)
-  expect_named(g, c("gender", ".metric", ".estimator", ".estimate", ".lower", ".upper"))
+  expect_named(g, c("gender", ".metric", ".estimator", ".estimate", ".lower", ".upper", ".method"))
   expect_equal(g$gender, rep(c("f", "m"), each = 4))
   for (sex in c("f", "m")) {
     alone <- image_metrics(d[d$gender == sex, ], truth, predicted, times = 300)

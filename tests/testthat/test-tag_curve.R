@@ -28,7 +28,8 @@ test_that("tag_curve() reproduces validate_tags() at each single threshold", {
   expect_warning(curve <- tag_curve(d$tags, d$truth, "crowd", protest, min_confidence = thresholds, times = 300),
                  class = "tidyvision_warning_untagged")
   expect_s3_class(curve, "tv_tag_curve")
-  expect_named(curve, c("min_confidence", "n_tagged", ".metric", ".estimator", ".estimate", ".lower", ".upper"))
+  expect_named(curve, c("min_confidence", "n_tagged", ".metric", ".estimator", ".estimate", ".lower", ".upper",
+                        ".method"))
   expect_equal(unique(curve$min_confidence), thresholds)
   # a threshold from seq() counts a tag of exactly that confidence
   top <- curve[curve$min_confidence == 0.99 & curve$.metric == "recall", ]
