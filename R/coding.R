@@ -100,6 +100,21 @@ check_coded_sample <- function(truth, classes, group, call) {
   }
 }
 
+# Coded labels that are not among the predicted classes: a class the model
+# never predicts is allowed, but a case-only difference ("Ants" for "ants"),
+# or no coded label a predicted class at all, is a naming mismatch, not a
+# class with no coded images.
+check_coded_labels <- function(truth, classes, call) {
+  truth <- unique(stats::na.omit(as.character(truth)))
+  unknown <- setdiff(truth, classes)
+  case_only <- unknown[tolower(unknown) %in% tolower(classes)]
+  if (!length(case_only) && (!length(unknown) || length(intersect(truth, classes)))) return(invisible())
+  tv_abort(c("Coded labels {.val {unknown}} are not among the predicted classes {.val {classes}}.",
+             i = if (length(case_only)) "Coded labels {.val {case_only}} differ from a class only in upper and lower case: recode them (e.g. with {.fn tolower}).",
+             i = "The coded labels must use the classes' names exactly, as the predictions do."),
+           class = "unknown_class", call = call)
+}
+
 check_in_corpus <- function(paths, row, call) {
   if (!anyNA(row)) return(invisible())
   tv_abort(c("{sum(is.na(row))} coded image{?s} {?is/are} not in {.arg predictions}:",

@@ -134,6 +134,7 @@ prepare_estimate <- function(predictions, coded, truth, estimate, training, call
   check_one_column(truth_col, "truth", call)
   paths <- image_paths(predictions, "predictions", call)
   labels <- as.character(predictions[[est_col]])
+  check_coded_labels(coded[[truth_col]], estimate_classes(predictions[[est_col]], NULL), call)
   classes <- estimate_classes(predictions[[est_col]], coded[[truth_col]])
   probs <- paste0(".pred_", classes)
   use_prob <- all(probs %in% names(predictions))

@@ -148,6 +148,7 @@ training_rows <- function(images, label_col, seed, call = caller_env()) {
   images$path <- image_paths(images, "images", call)
   if ("readable" %in% names(images)) images <- images[images$readable %in% TRUE, , drop = FALSE]
   images <- labelled_rows(images, label_col, call)
+  check_single_labels(images[[label_col]], call)
   if ("split" %in% names(images)) images$split <- normalize_split(images$split)
   if (!"split" %in% names(images) || all(is.na(images$split))) {
     images <- split_images(images, prop = c(train = 0.8, val = 0.2),
@@ -227,6 +228,17 @@ class_levels <- function(x, call = caller_env()) {
                i = "Check the label column and the split."), class = "too_few_classes", call = call)
   }
   classes
+}
+
+# "ants|bees" is what read_labels() gives for mode = "multi": several classes
+# of one image, which a one-class-per-image softmax would take as a third class.
+check_single_labels <- function(x, call) {
+  multi <- unique(grep("|", as.character(x), fixed = TRUE, value = TRUE))
+  if (!length(multi)) return(invisible())
+  tv_abort(c("Some labels hold several classes each: {.val {utils::head(multi, 3)}}{if (length(multi) > 3) ', ...'}.",
+             i = "Such labels come from {.code label_images(mode = \"multi\")}; {.fn fine_tune} trains one class per image here, and would take each combination for a class of its own.",
+             i = "Train one model per class on a logical column (e.g. {.code grepl(\"ants\", label, fixed = TRUE)}), or keep one class per image."),
+           class = "multi_label", call = call)
 }
 
 check_val_labels <- function(x, classes, label_col, call = caller_env()) {

@@ -221,6 +221,17 @@ test_that("bad coded samples are classed errors", {
   one <- coded
   one$label <- "other"
   expect_error(estimate_prevalence(corpus, one, label), class = "tidyvision_error_class_not_coded")
+  # Labels that match the classes only when case is ignored are named as such.
+  upper <- coded
+  upper$label <- toupper(upper$label)
+  err <- expect_error(estimate_prevalence(corpus, upper, label), class = "tidyvision_error_unknown_class")
+  msg <- cli::ansi_strip(conditionMessage(err))
+  expect_match(msg, "not among the predicted classes")
+  for (k in unique(coded$label)) {
+    expect_match(msg, toupper(k), fixed = TRUE)
+    expect_match(msg, k, fixed = TRUE)
+  }
+  expect_match(msg, "only in upper and lower case")
   trained <- coded
   trained$split <- "train"
   expect_error(estimate_prevalence(corpus, trained, label), class = "tidyvision_error_not_random")

@@ -252,3 +252,14 @@ test_that("autoplot() of a fit has whole-epoch ticks and titled axes and legend"
   expect_equal(p$facet$params$strip.position, "left")
   expect_equal(levels(p$data$metric), c("Loss", "Accuracy"))
 })
+
+test_that("multi-label codes are refused, not trained as classes of their own", {
+  skip_if_no_engine()
+  imgs <- separable_images()
+  imgs$label <- as.character(imgs$label)
+  imgs$label[which(imgs$split == "train")[c(1, 5)]] <- "blue|red"  # what read_labels() gives for mode = "multi"
+  err <- expect_error(fine_tune(imgs, epochs = 1, image_size = 32, train_layers = "head"),
+                      class = "tidyvision_error_multi_label")
+  expect_match(conditionMessage(err), "blue|red", fixed = TRUE)
+  expect_match(conditionMessage(err), "mode = \"multi\"", fixed = TRUE)
+})
