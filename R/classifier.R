@@ -22,7 +22,7 @@
 #' fit <- fine_tune(imgs, epochs = 2, train_layers = "head")
 #' predict(fit, imgs[1:5, ], type = "prob")
 predict.tv_classifier <- function(object, new_data, type = c("class", "prob"),
-                                  batch_size = 64, verbose = interactive(), ...) {
+                                  batch_size = 64, verbose = tv_verbose(), ...) {
   type <- check_choice(type)
   probs <- predict_probs(object, image_paths(new_data), batch_size, verbose)
   if (type == "prob") return(probs)

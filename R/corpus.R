@@ -83,7 +83,7 @@
 #' read_corpus(out)
 classify_folder <- function(task, images, output, chunk_size = 1000, resume = TRUE, shards = 1,
                             shard = NULL, overwrite = FALSE, batch_size = 64,
-                            verbose = interactive(), ...) {
+                            verbose = tv_verbose(), ...) {
   call <- rlang::current_env()
   check_count(chunk_size)
   check_count(batch_size)

@@ -72,7 +72,7 @@
 #' }
 detect_objects <- function(paths, model = "yolov8n.pt", confidence = 0.25, iou = 0.7,
                            classes = NULL, image_size = NULL, batch_size = 16,
-                           device = "auto", verbose = interactive()) {
+                           device = "auto", verbose = tv_verbose()) {
   paths <- image_paths(paths)
   check_probability(confidence)
   check_probability(iou)

@@ -93,7 +93,7 @@
 #' autoplot(fit)
 train_detector <- function(data, model = "yolov8-tiny.yaml", epochs = 50, image_size = 640,
                            batch_size = 8, seed = 1, device = "auto", dir = NULL,
-                           overwrite = FALSE, verbose = interactive(), ...) {
+                           overwrite = FALSE, verbose = tv_verbose(), ...) {
   check_count(epochs); check_count(image_size); check_count(batch_size)
   check_seed(seed)
   check_flag(overwrite)

@@ -25,7 +25,7 @@
 #' dim(emb$embedding)
 image_embeddings <- function(images, backbone = "efficientnet_lite0", image_size = 224,
                              resize = c("rescale_crop", "squish", "crop", "pad"), batch_size = 64,
-                             verbose = interactive()) {
+                             verbose = tv_verbose()) {
   resize <- check_choice(resize)
   out <- if (is.data.frame(images)) tibble::as_tibble(images) else tibble::tibble(path = image_paths(images))
   paths <- image_paths(out)
@@ -110,7 +110,7 @@ embedding_input <- function(x, arg = rlang::caller_arg(x), call = caller_env()) 
 #' emb <- image_embeddings(imgs[imgs$label == "tools", ])
 #' similar_images(emb[1, ], emb, k = 3)
 similar_images <- function(query, pool = query, k = 5, backbone = "efficientnet_lite0",
-                           batch_size = 64, verbose = interactive()) {
+                           batch_size = 64, verbose = tv_verbose()) {
   check_count(k)
   check_count(batch_size)
   q <- embedding_input(query)
@@ -160,7 +160,7 @@ similar_images <- function(query, pool = query, k = 5, backbone = "efficientnet_
 #' plot_embeddings(emb, color = label, thumbnails = TRUE, n_thumbnails = 20)
 plot_embeddings <- function(x, color = label, method = c("pca", "umap"), thumbnails = FALSE,
                             n_thumbnails = 30, seed = 1, backbone = "efficientnet_lite0",
-                            verbose = interactive()) {
+                            verbose = tv_verbose()) {
   method <- check_choice(method)
   check_flag(thumbnails)
   check_count(n_thumbnails)

@@ -149,6 +149,7 @@ col_of <- function(x, type = c("chr", "int", "dbl", "lgl")) {
 # swallowed, and a bar that is gone is opened again on the next tick.
 progress_callback <- function(verbose, name, .envir = parent.frame()) {
   if (!isTRUE(verbose)) return(NULL)
+  if (knitting()) return(progress_lines(name))
   bar <- list(id = NULL, label = NULL, finished = FALSE, start = Sys.time())
   tick <- function(done, total, label) {
     same <- identical(label, bar$label)
@@ -173,6 +174,30 @@ progress_callback <- function(verbose, name, .envir = parent.frame()) {
       bar$id <<- NULL  # closed or broken: open a fresh bar and try once more
       tryCatch(tick(done, total, label), error = function(e) bar$id <<- NULL)
     })
+    invisible(TRUE)
+  }
+}
+
+# Progress is shown by default where someone watches: at the console, and
+# while knitting (as lines on the console, see progress_lines()).
+tv_verbose <- function() interactive() || knitting()
+
+knitting <- function() isTRUE(getOption("knitr.in.progress"))
+
+# While knitting, a bar would be drawn into the document; instead, lines go
+# to the console (stderr, which knitr does not capture): one per `note` the
+# engine sends (each epoch), one per tenth of the work, and one at the end.
+progress_lines <- function(name) {
+  state <- list(label = NULL, shown = -1, start = Sys.time())
+  function(done, total, label = NULL, note = NULL, ...) {
+    label <- label %||% name
+    if (!identical(label, state$label)) state <<- list(label = label, shown = -1, start = Sys.time())
+    tenth <- floor(10 * done / max(total, 1))
+    if (is.null(note) && tenth <= state$shown && done < total) return(invisible(TRUE))
+    state$shown <<- max(state$shown, tenth)
+    elapsed <- format_seconds(as.numeric(difftime(Sys.time(), state$start, units = "secs")))
+    cat(sprintf("%s: %s of %s%s (%s)\n", label, format_count(done), format_count(total),
+                if (!is.null(note)) paste0(", ", note) else "", elapsed), file = stderr())
     invisible(TRUE)
   }
 }

@@ -55,7 +55,7 @@
 #' dim(ex$heatmap[[1]])
 #' plot_explanations(ex)
 explain.tv_classifier <- function(x, images, class = NULL, method = "gradcam", batch_size = 64,
-                                  dir = NULL, overwrite = FALSE, verbose = interactive(), ...) {
+                                  dir = NULL, overwrite = FALSE, verbose = tv_verbose(), ...) {
   check_dots_known(rlang::enquos(...), setdiff(names(formals(explain.tv_classifier)), "..."), "explain")
   x <- check_classifier(x)
   method <- check_choice(method, "gradcam")

@@ -53,7 +53,7 @@ box_columns <- c("xmin", "ymin", "xmax", "ymax")
 #' faces
 #' count_faces(faces)
 detect_faces <- function(paths, model = c("hog", "cnn"), upsample = 1, confidence = 0.6,
-                         verbose = interactive()) {
+                         verbose = tv_verbose()) {
   paths <- image_paths(paths)
   model <- check_choice(model)
   check_upsample(upsample)
@@ -121,7 +121,7 @@ count_faces <- function(faces, confidence = NULL) {
 #'                     size = 150, overwrite = TRUE)
 #' crops$crop
 crop_faces <- function(faces, dir, margin = 0.2, size = NULL, overwrite = FALSE,
-                       verbose = interactive()) {
+                       verbose = tv_verbose()) {
   check_faces(faces, c("path", box_columns))
   check_output_dir(dir)
   check_number(margin)
@@ -184,7 +184,7 @@ crop_names <- function(faces, dir) {
 #' faces <- face_embeddings(photos)
 #' dim(faces$embedding)
 #' round(as.matrix(dist(faces$embedding)), 2)
-face_embeddings <- function(faces, num_jitters = 0, ..., verbose = interactive()) {
+face_embeddings <- function(faces, num_jitters = 0, ..., verbose = tv_verbose()) {
   check_flag(verbose)
   if (is.data.frame(faces) && all(box_columns %in% names(faces))) {
     rlang::check_dots_empty()
@@ -272,7 +272,7 @@ face_embeddings <- function(faces, num_jitters = 0, ..., verbose = interactive()
 #' plot_faces(done)
 anonymize_faces <- function(paths, dir, method = c("blur", "pixelate", "fill"), margin = 0.3,
                             overwrite = FALSE, model = c("cnn", "hog"), upsample = 2,
-                            confidence = 0.5, verbose = interactive()) {
+                            confidence = 0.5, verbose = tv_verbose()) {
   method <- check_choice(method)
   model <- check_choice(model)
   check_output_dir(dir)

@@ -79,7 +79,7 @@ fine_tune <- function(images, label = label, backbone = "efficientnet_lite0",
                       resize = c("rescale_crop", "squish", "crop", "pad"),
                       image_size = 224, augment = TRUE, seed = 1,
                       device = "auto", precision = "auto", class_weights = c("none", "balanced"),
-                      verbose = interactive(), ...) {
+                      verbose = tv_verbose(), ...) {
   check_dots_known(rlang::enquos(...), fine_tune_args(), "fine_tune")
   check_images(images)
   train_layers <- check_choice(train_layers)

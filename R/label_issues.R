@@ -47,7 +47,7 @@
 #' head(issues[order(issues$label_quality), c("path", "label", "label_quality", "suggested_label")])
 find_label_issues <- function(images, label = label, folds = 5, backbone = "efficientnet_lite0",
                               seed = 1, image_size = 224, resize = c("rescale_crop", "squish", "crop", "pad"),
-                              batch_size = 64, verbose = interactive()) {
+                              batch_size = 64, verbose = tv_verbose()) {
   check_images_df(images)
   paths <- image_paths(images)
   col <- select_columns(images, rlang::enquo(label), "label", max = 1)

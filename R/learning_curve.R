@@ -29,7 +29,7 @@
 #' lc
 #' ggplot2::autoplot(lc)
 learning_curve <- function(images, label = label, sizes = NULL, reps = 3, backbone = "efficientnet_lite0",
-                           seed = 1, image_size = 224, times = 500, verbose = interactive()) {
+                           seed = 1, image_size = 224, times = 500, verbose = tv_verbose()) {
   check_images(images)
   check_count(reps); check_seed(seed); check_count(image_size); check_times(times, caller_env())
   label_col <- label_name(images, rlang::enquo(label))

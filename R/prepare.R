@@ -79,7 +79,7 @@
 #' # Semantic near-copies (re-framed, re-coloured, memes):
 #' find_duplicates(imgs, method = "embedding")
 find_duplicates <- function(images, method = c("phash", "exact", "embedding"), max_distance = 8,
-                            threshold = 0.85, backbone = "efficientnet_lite0", verbose = interactive()) {
+                            threshold = 0.85, backbone = "efficientnet_lite0", verbose = tv_verbose()) {
   method <- check_choice(method)
   check_max_distance(max_distance)
   check_scalar(threshold, function(v) v > 0 && v <= 1, "a cosine similarity above 0 and at most 1",

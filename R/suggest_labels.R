@@ -56,7 +56,7 @@
 suggest_labels <- function(fit, unlabeled, n = 20, strategy = c("margin", "entropy", "random"),
                            diversity = FALSE, seed = 1, label = label, backbone = "efficientnet_lite0",
                            image_size = 224, resize = c("rescale_crop", "squish", "crop", "pad"),
-                           batch_size = 64, verbose = interactive()) {
+                           batch_size = 64, verbose = tv_verbose()) {
   strategy <- check_choice(strategy)
   check_count(n)
   check_flag(diversity)

@@ -39,7 +39,7 @@
 #' tags <- autotag(imgs[imgs$label == "tools", ], top_k = 3)
 #' tags
 autotag <- function(paths, model = "imagenet", top_k = 5, batch_size = 32, device = "auto",
-                    verbose = interactive(), ...) {
+                    verbose = tv_verbose(), ...) {
   paths <- image_paths(paths)
   check_count(top_k)
   check_count(batch_size)

@@ -32,7 +32,7 @@
 #' res <- tune_grid(imgs, grid = grid, epochs = 3, train_layers = "head")
 #' res
 #' select_best(res)
-tune_grid <- function(images, label = label, grid, epochs = 10, ..., verbose = interactive()) {
+tune_grid <- function(images, label = label, grid, epochs = 10, ..., verbose = tv_verbose()) {
   if (!is.data.frame(images) && requireNamespace("tune", quietly = TRUE)) {
     call <- sys.call()
     call[[1]] <- quote(tune::tune_grid)

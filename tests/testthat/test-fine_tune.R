@@ -263,3 +263,25 @@ test_that("multi-label codes are refused, not trained as classes of their own", 
   expect_match(conditionMessage(err), "blue|red", fixed = TRUE)
   expect_match(conditionMessage(err), "mode = \"multi\"", fixed = TRUE)
 })
+
+test_that("while knitting, progress is one line per epoch on the console, not in the document", {
+  skip_if_no_engine()
+  skip_if_not(installed_for_children(), "tidyvision is not installed for child processes")
+  dir <- withr::local_tempdir()
+  writeLines(c("```{r}", "library(tidyvision)",
+               "fit <- fine_tune(image_files(Sys.getenv('TV_IMAGES')), epochs = 2, image_size = 32,",
+               "                 batch_size = 8, train_layers = 'head')", "fit$best_epoch", "```"),
+             file.path(dir, "knit.Rmd"))
+  err <- file.path(dir, "stderr.txt")
+  callr::r(function(dir, images) {
+    Sys.setenv(TV_IMAGES = images)
+    knitr::knit(file.path(dir, "knit.Rmd"), file.path(dir, "knit.md"), quiet = TRUE)
+  }, list(dir, dirname(dirname(dirname(separable_images()$path[1])))), stderr = err,
+  env = c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = ":")))
+  console <- readLines(err)
+  epochs <- grep("epoch [0-9] of 2, validation accuracy", console, value = TRUE)
+  expect_length(epochs, 2)
+  expect_match(epochs[1], "^Fine-tuning efficientnet_lite0: .*epoch 1 of 2")
+  output <- grep("^## ", readLines(file.path(dir, "knit.md")), value = TRUE)
+  expect_equal(output, "## [1] 2")
+})

@@ -105,14 +105,17 @@ class Ticker:
     def __call__(self, n=1):
         self.set(self.done + n)
 
-    def set(self, done, force=False):
+    def set(self, done, force=False, note=None):
         self.done = done
-        if self.progress is None or done <= self.sent:
+        if self.progress is None or (done <= self.sent and note is None):
             return
         now = time.perf_counter()
         if force or done >= self.total or now - self.last > self.every:
             self.sent, self.last = done, now
-            self.progress(done, self.total, self.label)
+            if note is None:
+                self.progress(done, self.total, self.label)
+            else:
+                self.progress(done, self.total, self.label, note=note)
 
 
 class Loaded:
@@ -232,7 +235,8 @@ class Trainer:
             if best is None or key > best[0]:
                 best = (key, epoch)
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            tick.set(epoch * n_batches, force=True)  # one tick per epoch at least
+            tick.set(epoch * n_batches, force=True,  # one tick per epoch at least
+                     note=f"epoch {epoch} of {cfg.epochs}, validation accuracy {val['accuracy']:.3f}")
         model.load_state_dict(best_state)
         return history, best[1]
 
