@@ -67,31 +67,43 @@ label_images <- function(images, classes, output = "labels.csv", coder = NULL,
                          port = NULL, launch.browser = interactive(), ...) {
   call <- rlang::current_env()
   check_dots_known(list(...), names(formals())[names(formals()) != "..."], "label_images", call)
-  app <- label_app(images, classes, output, coder, mode, order, call = call)
   check_flag(launch.browser, call = call)
-  port <- port %||% getOption("shiny.port")  # NULL: shiny picks a free port
-  if (launch.browser && identical(Sys.getenv("RSTUDIO"), "1")) {
+  port <- check_port(port %||% getOption("shiny.port"), call)
+  app <- label_app(images, classes, output, coder, mode, order, port = port, call = call)
+  result <- if (launch.browser && identical(Sys.getenv("RSTUDIO"), "1")) {
     withr::local_options(shiny.host = "127.0.0.1")
     shiny::runGadget(app, port = port, viewer = shiny::paneViewer(minHeight = "maximize"))
   } else {
     shiny::runApp(app, host = "127.0.0.1", port = port, launch.browser = launch.browser)
   }
+  # The app stops with the error that ended it (a label file deleted under it).
+  if (inherits(result, "error")) rlang::cnd_signal(result)
   invisible(read_labels(app$tv_state$output, coder = app$tv_state$coder))
+}
+
+# A whole number from 1 to 65535; by default a free port (known before the
+# app starts, as the Host and Origin checks need it).
+check_port <- function(port, call) {
+  if (is.null(port)) return(httpuv::randomPort(host = "127.0.0.1"))
+  check_scalar(port, function(v) v == round(v) && v >= 1 && v <= 65535,
+               "a port number from 1 to 65535 (or NULL for a free one)", "port", call)
+  as.integer(port)
 }
 
 # The app object, its arguments checked; `tv_state` holds the labelling state.
 label_app <- function(images, classes, output = "labels.csv", coder = NULL,
-                      mode = c("classes", "multi", "scores"), order = NULL, call = caller_env()) {
+                      mode = c("classes", "multi", "scores"), order = NULL, port = NULL, call = caller_env()) {
   mode <- check_choice(mode, LABEL_MODES, arg = "mode", call = call)
   check_label_classes(classes, mode, call)
   coder <- coder %||% Sys.info()[["user"]]
   if (!rlang::is_string(coder) || !nzchar(coder)) {
     tv_abort("{.arg coder} must be a name, not {shown_value(coder)}.", class = "bad_argument", call = call)
   }
+  check_label_file_arg(output, call)
   paths <- label_queue(images, order, call)
   output <- open_label_file(output, mode, classes, call)
-  state <- label_state(paths, classes, mode, output, coder, call)
-  app <- shiny::shinyApp(label_ui(state), function(input, output, session) label_server(state, input, output, session))
+  state <- label_state(paths, classes, mode, output, coder, port, call)
+  app <- shiny::shinyApp(label_page(state), function(input, output, session) label_server(state, input, output, session))
   app$tv_state <- state
   app
 }
@@ -115,19 +127,64 @@ check_label_classes <- function(classes, mode, call) {
   }
 }
 
-# The images to show, in order: `order` (checked against `images`) or `images`.
+# The images to show, in order: `order` (checked against `images`) or
+# `images`, less the files that are not images (reported, never served).
 label_queue <- function(images, order, call) {
   paths <- unique(image_paths(images, arg = "images", call = call))
   if (length(paths) == 0) {
     tv_abort("{.arg images} has no images to label.", class = "bad_argument", call = call)
   }
-  if (is.null(order)) return(paths)
-  queue <- unique(image_paths(order, arg = "order", call = call))
-  unknown <- setdiff(queue, paths)
-  if (length(unknown)) {
-    tv_abort(c("{.arg order} has {length(unknown)} image{?s} that {?is/are} not in {.arg images}:", bullets_of(unknown),
-               i = "The app only serves the images it was given; add them to {.arg images}."),
-             class = "bad_argument", call = call)
+  queue <- paths
+  if (!is.null(order)) {
+    queue <- unique(image_paths(order, arg = "order", call = call))
+    unknown <- setdiff(queue, paths)
+    if (length(unknown)) {
+      tv_abort(c("{.arg order} has {length(unknown)} image{?s} that {?is/are} not in {.arg images}:", bullets_of(unknown),
+                 i = "The app only serves the images it was given; add them to {.arg images}."),
+               class = "bad_argument", call = call)
+    }
   }
-  queue
+  label_readable(queue, arg = if (is.null(order)) "images" else "order", call)
+}
+
+# Missing files are an error; files that are empty or not images (by their
+# first bytes) are left out with one warning naming them, and an error when
+# none is left.
+label_readable <- function(paths, arg, call) {
+  gone <- !file.exists(paths) | dir.exists(paths)
+  if (any(gone)) {
+    tv_abort(c("{.arg {arg}} has {sum(gone)} file{?s} that {?does/do} not exist:", bullets_of(paths[gone]),
+               i = "Check the paths, or list the images again with {.fn image_files}."),
+             class = "path_not_found", call = call)
+  }
+  problem <- vapply(paths, image_problem, "", USE.NAMES = FALSE)
+  bad <- !is.na(problem)
+  if (all(bad)) {
+    tv_abort(c("{.arg {arg}} has no readable images:", bullets_of(paste0(paths, ": ", problem)),
+               i = "Give image files (jpg, png, gif, bmp, tiff or webp)."), class = "unreadable", call = call)
+  }
+  if (any(bad)) {
+    tv_warn(c("Left out {sum(bad)} file{?s} that {?is/are} not {?an image/images}:",
+              bullets_of(paste0(paths[bad], ": ", problem[bad]))), class = "unreadable")
+  }
+  paths[!bad]
+}
+
+# Why a file can't be shown (NA when it can): empty, or its first bytes are
+# not those of an image format browsers show.
+image_problem <- function(path) {
+  if (isTRUE(file.size(path) == 0)) return("empty file")
+  head <- readBin(path, "raw", 12L)
+  if (image_signature(head)) return(NA_character_)
+  sprintf("not an image (first bytes: %s)", paste(format(utils::head(head, 4)), collapse = " "))
+}
+
+image_signature <- function(head) {
+  starts <- function(hex) {
+    sig <- as.raw(strtoi(strsplit(hex, " ")[[1]], 16L))
+    length(head) >= length(sig) && identical(head[seq_along(sig)], sig)
+  }
+  starts("ff d8 ff") || starts("89 50 4e 47") || starts("47 49 46 38") || starts("42 4d") ||
+    starts("49 49 2a 00") || starts("4d 4d 00 2a") ||
+    (starts("52 49 46 46") && length(head) >= 12 && identical(head[9:12], charToRaw("WEBP")))
 }
