@@ -60,7 +60,8 @@
     if (ready || !window.Shiny || !window.jQuery) return;
     ready = true;
     Shiny.addCustomMessageHandler("tv-label-ack", acknowledge);
-    $(document).on("shiny:connected", function() { connected = true; pump(); });
+    // After "init" has gone (shiny:connected fires before it is sent).
+    $(document).on("shiny:sessioninitialized", function() { connected = true; pump(); });
     $(document).on("shiny:disconnected", function() { connected = false; showPending(); });
   }
   setup();
