@@ -205,7 +205,7 @@ label_message <- function(v, msg) {
 }
 
 label_server <- function(st, input, output, session) {
-  # A websocket from another origin is closed before anything is sent on it
+  # A websocket from another Host or Origin is closed before any output is sent on it
   # or any observer is registered (testServer()'s mock session has no socket).
   if (!inherits(session, "MockShinySession") && !label_socket_ok(session$request, st$port)) {
     session$close()
@@ -326,6 +326,7 @@ label_help_ui <- function(mode) {
     shiny::tags$table(lapply(names(keys), function(k) {
       shiny::tags$tr(shiny::tags$td(shiny::tags$kbd(k)), shiny::tags$td(keys[[k]]))
     })),
-    shiny::p("Every key is saved at once. Run the same call again to continue where you left off.")
+    shiny::p("Every key is saved before the next is sent (\"keys pending\" counts those not saved yet).",
+             "Run the same call again to continue where you left off.")
   )
 }

@@ -281,7 +281,7 @@ end_label_file <- function(output, n_lines) {
 }
 
 # One row, appended and flushed at once: the file is opened, written and
-# closed for every key, so a killed R loses at most the key being pressed.
+# closed for every key; the page counts a key as saved only after this returns.
 append_label_row <- function(output, path, coder, action, label = NA) {
   fields <- c(path, coder, action, label, format(Sys.time(), "%Y-%m-%dT%H:%M:%OS3Z", tz = "UTC"))
   line <- paste(ifelse(is.na(fields), "", paste0('"', gsub('"', '""', fields, fixed = TRUE), '"')),

@@ -18,12 +18,23 @@
 #'   (recorded as skipped), `u` undoes this coder's last label or skip (and
 #'   shows that image again), `?` shows the keys.
 #'
-#' **Nothing is lost.** Every key that changes a label appends one line to
-#' `output` at once (see [read_labels()] for the format), so stopping R or
-#' closing the tab loses at most the key being pressed. Run the same call
+#' **Nothing is lost that the page shows as saved.** Every key that changes
+#' a label appends one line to `output` (see [read_labels()] for the format)
+#' before the page is told it is saved; the page sends the next key only then
+#' and shows "N keys pending" meanwhile. So when R dies (or is killed), every
+#' key the page no longer counts as pending is in the file; keys still
+#' pending are lost, and the page keeps showing how many. Run the same call
 #' again to continue: the app opens at the first image this coder has
 #' neither labelled nor skipped. An existing `output` is only appended to,
-#' and only when it is a label file with the same `mode` and `classes`.
+#' and only when it is a label file with the same `mode` and `classes`. If
+#' the label file is deleted or replaced while the app runs, the app stops
+#' with an error of class `tidyvision_error_labels_file` rather than write a
+#' file without its header.
+#'
+#' **A key labels the image it was pressed on.** Each key carries the image
+#' its tab shows, and each tab keeps its own place, so two tabs never label
+#' each other's images; a key pressed before the next image appeared (typed
+#' ahead) is refused, and the page says so.
 #'
 #' **Review queues.** `order` sets which images are shown and in what order:
 #' give the output of [find_label_issues()] or [suggest_labels()] (ranked
@@ -32,21 +43,31 @@
 #' every image in the queue, the app opens at its first image.
 #'
 #' **Privacy.** The app listens on 127.0.0.1 only, so only this machine can
-#' reach it, and serves the images it was given by their number in the
-#' queue: no file path from a URL ever reaches the file system.
+#' reach it, and answers only its own page: the page and the images are
+#' refused to a request whose `Host` is not `127.0.0.1:port` or
+#' `localhost:port` (a DNS-rebinding page gets nothing), a websocket whose
+#' `Host` or `Origin` is not the app's own is closed before it gets any output
+#' or can send a key, and image URLs and key messages must carry a random
+#' token made for this run, which only the app's page holds. Images are
+#' served by their number in the queue: no file path from a URL ever reaches
+#' the file system.
 #'
 #' @param images Image paths, a tibble with a `path` column (from
-#'   [image_files()]), or a folder.
+#'   [image_files()]), or a folder. A missing file is an error; files that are
+#'   empty or not images (by their first bytes) are left out with a warning
+#'   of class `tidyvision_warning_unreadable` naming them.
 #' @param classes The class names, in key order (at most 9 for `"classes"`
 #'   and `"multi"`). Names may not contain `|`, `;` or `=`.
-#' @param output The label file: created if missing, appended to otherwise.
+#' @param output The label file (one path, not a folder): created if
+#'   missing, appended to otherwise.
 #' @param coder The coder's name, stored with each label; by default the
 #'   user name of this session.
 #' @param mode `"classes"` (one class per image), `"multi"` (any number of
 #'   classes per image) or `"scores"` (a 0-10 score per class).
 #' @param order Optional: the images to show, in order, as paths or a tibble
 #'   with a `path` column; each must be among `images`.
-#' @param port The port to listen on (on 127.0.0.1); a free one by default.
+#' @param port The port to listen on (on 127.0.0.1), a whole number from 1
+#'   to 65535; a free one by default.
 #' @param launch.browser Open the app: a gadget in RStudio, the default web
 #'   browser elsewhere. `FALSE` only prints its address.
 #' @param ... Not used; a misspelt argument is an error.

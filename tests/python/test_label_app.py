@@ -497,3 +497,25 @@ def test_a_burst_of_keys_then_kill_loses_no_acknowledged_key(tmp_path, browser):
         assert (r["action"], r["label"]) == (("skip", "") if k["key"] == "s" else ("label", CLASSES[int(k["key"]) - 1]))
     print(f"{len(saved)} keys saved, {len(acks) - len(saved)} refused (pressed before the image showed), "
           f"{pending} pending at the kill")
+
+
+def test_a_label_file_deleted_while_the_app_runs_stops_it_with_a_message(app, browser):
+    page = tab(browser, app.url, "cat.jpg")
+    page.keyboard.press("1")
+    wait_shown(page, "colosseum.jpg")
+    app.output.unlink()
+    page.keyboard.press("2")
+    app.proc.wait(timeout=60)
+    log = (app.output.parent / "r.log").read_text()
+    assert app.proc.returncode != 0
+    assert "was deleted or replaced while the app ran" in log
+    assert not app.output.exists()  # no file without its header
+
+
+def test_done_waits_for_the_keys_before_it_and_stops_the_app(app, browser):
+    page = tab(browser, app.url, "cat.jpg")
+    page.keyboard.press("1")
+    page.click("#done")
+    app.proc.wait(timeout=60)
+    assert app.proc.returncode == 0
+    assert [r["label"] for r in rows(app.output)] == ["animals"]
