@@ -10,7 +10,8 @@ LABEL_MODES <- c("classes", "multi", "scores")
 #' Read the labels written by label_images()
 #'
 #' [label_images()] appends one line to its label file for every key that
-#' changes a label, so nothing is lost when R or the browser dies. This
+#' changes a label, before the app shows the key as saved, so no key shown
+#' as saved is lost when R or the browser dies. This
 #' replays that log and returns the labels as they stand: one row per image
 #' and coder.
 #'

@@ -54,8 +54,9 @@
 #'
 #' @param images Image paths, a tibble with a `path` column (from
 #'   [image_files()]), or a folder. A missing file is an error; files that are
-#'   empty or not images (by their first bytes) are left out with a warning
-#'   of class `tidyvision_warning_unreadable` naming them.
+#'   empty or not images (by their first bytes, or `readable = FALSE` in a
+#'   tibble from [image_files()]) are left out with a warning of class
+#'   `tidyvision_warning_unreadable` naming them.
 #' @param classes The class names, in key order (at most 9 for `"classes"`
 #'   and `"multi"`). Names may not contain `|`, `;` or `=`.
 #' @param output The label file (one path, not a folder): created if
@@ -165,13 +166,22 @@ label_queue <- function(images, order, call) {
                class = "bad_argument", call = call)
     }
   }
-  label_readable(queue, arg = if (is.null(order)) "images" else "order", call)
+  label_readable(queue, arg = if (is.null(order)) "images" else "order", known_unreadable(images), call)
+}
+
+# Rows of an image_files() tibble already found unreadable (it decoded them),
+# as problems named by path.
+known_unreadable <- function(images) {
+  if (!is.data.frame(images) || !is.logical(images$readable)) return(character())
+  bad <- !images$readable %in% TRUE
+  problem <- if (is.character(images$problem)) images$problem[bad] else "unreadable"
+  stats::setNames(ifelse(is.na(problem), "unreadable", problem), expand_paths(images$path[bad]))
 }
 
 # Missing files are an error; files that are empty or not images (by their
-# first bytes) are left out with one warning naming them, and an error when
-# none is left.
-label_readable <- function(paths, arg, call) {
+# first bytes, or as image_files() found) are left out with one warning naming
+# them, and an error when none is left.
+label_readable <- function(paths, arg, known, call) {
   gone <- !file.exists(paths) | dir.exists(paths)
   if (any(gone)) {
     tv_abort(c("{.arg {arg}} has {sum(gone)} file{?s} that {?does/do} not exist:", bullets_of(paths[gone]),
@@ -179,6 +189,7 @@ label_readable <- function(paths, arg, call) {
              class = "path_not_found", call = call)
   }
   problem <- vapply(paths, image_problem, "", USE.NAMES = FALSE)
+  problem[paths %in% names(known)] <- known[paths[paths %in% names(known)]]
   bad <- !is.na(problem)
   if (all(bad)) {
     tv_abort(c("{.arg {arg}} has no readable images:", bullets_of(paste0(paths, ": ", problem)),

@@ -255,3 +255,14 @@ test_that("a label file deleted while the app runs stops the app; no headless fi
   expect_s3_class(ack$stop[[1]], "tidyvision_error_labels_file")
   expect_match(v$note, "deleted or replaced")
 })
+
+test_that("images that image_files() found unreadable are left out, with its reason", {
+  imgs <- example_images(3)
+  tbl <- tibble::tibble(path = imgs, readable = c(TRUE, FALSE, TRUE),
+                        problem = c(NA, "truncated: image file is truncated", NA))
+  out <- withr::local_tempfile(fileext = ".csv")
+  w <- expect_warning(app <- label_app(tbl, c("animals", "buildings"), out, coder = "ana"),
+                      class = "tidyvision_warning_unreadable")
+  expect_match(conditionMessage(w), "colosseum.jpg: truncated", fixed = TRUE)
+  expect_equal(app$tv_state$paths, imgs[c(1, 3)])
+})
