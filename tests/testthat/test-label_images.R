@@ -154,6 +154,10 @@ test_that("label_images() checks each argument before starting, naming it", {
   dir <- withr::local_tempdir()
   out <- file.path(dir, "labels.csv")
   bad_arg <- function(..., arg) {
+    # An argument let through would start the app and block: a generous limit
+    # turns that into a failure instead of a hung test.
+    setTimeLimit(elapsed = 120, transient = TRUE)
+    on.exit(setTimeLimit(elapsed = Inf))
     err <- expect_error(label_images(..., launch.browser = FALSE), class = "tidyvision_error_bad_argument")
     expect_match(conditionMessage(err), paste0("`", arg, "`"), fixed = TRUE)
   }
