@@ -36,8 +36,8 @@ test_that("the page is refused to another Host; it carries the session's token",
   page <- label_page(a$st)
   refused <- page(list(HTTP_HOST = "evil.example:4321"))
   expect_equal(refused$status, 403L)
-  html <- htmltools::renderTags(page(list(HTTP_HOST = "127.0.0.1:4321")))$head
-  expect_match(html, paste0('content="', a$st$token, '"'), fixed = TRUE)
+  # The token is the content of the page's <meta name="tv-label-token"> (in its head).
+  expect_true(a$st$token %in% unlist(page(list(HTTP_HOST = "127.0.0.1:4321"))))
   expect_match(a$st$token, "^[0-9a-f]{32}$")
   expect_false(identical(a$st$token, security_app()$st$token))
 })
