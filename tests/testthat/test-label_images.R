@@ -193,6 +193,9 @@ test_that("label_images() checks each argument before starting, naming it", {
   expect_match(conditionMessage(err), "`launch.browser`", fixed = TRUE)
   expect_error(label_images(tibble::tibble(file = imgs), classes, out, coder = "ana", launch.browser = FALSE),
                class = "tidyvision_error_missing_column")
+  expect_snapshot(label_images(imgs, classes, out, coder = "ana", port = -1, launch.browser = FALSE), error = TRUE)
+  expect_snapshot(label_images(imgs, classes, dir, coder = "ana", launch.browser = FALSE), error = TRUE,
+                  transform = function(x) gsub(dir, "<dir>", x, fixed = TRUE))
   # Nothing was started or created by a refused call.
   expect_false(file.exists(out))
 })
@@ -217,7 +220,8 @@ test_that("missing files are an error; empty files and non-images are left out, 
     expect_match(conditionMessage(w), basename(bad), fixed = TRUE)
     expect_equal(app$tv_state$paths, imgs)
   }
-  expect_match(conditionMessage(expect_warning(label_app(c(imgs, empty), classes, out, coder = "ana"))), "empty file")
+  w <- expect_warning(label_app(c(imgs, empty), classes, out, coder = "ana"), class = "tidyvision_warning_unreadable")
+  expect_match(conditionMessage(w), "empty file")
   err <- expect_error(label_app(c(empty, text), classes, out, coder = "ana"), class = "tidyvision_error_unreadable")
   expect_match(conditionMessage(err), "text.jpg", fixed = TRUE)
   expect_error(label_app(imgs, classes, out, coder = "ana", order = c(imgs[1], gone)),
