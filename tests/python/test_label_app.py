@@ -354,6 +354,9 @@ def test_requests_and_websockets_from_other_hosts_or_origins_are_refused(app):
     assert get(port, "/" + re.sub(r"&t=[0-9a-f]+", "&t=" + "0" * 32, src))[0] == 403
     good.send({"method": "update", "data": {"key": {"key": "1", "n": 1, "image": 1, "token": token}}})
     assert wait_rows(output, 1)[0]["label"] == "animals"
+    # Replayed, and out of order: refused (the later key below shows nothing landed).
+    good.send({"method": "update", "data": {"key": {"key": "1", "n": 1, "image": 2, "token": token}}})
+    good.send({"method": "update", "data": {"key": {"key": "1", "n": 3, "image": 2, "token": token}}})
 
     # Another Host or Origin: closed before any output or label, even with the token.
     for host, origin in [(f"evil.example:{port}", "http://evil.example"), (own_host, "http://evil.example"),
