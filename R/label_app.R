@@ -5,8 +5,11 @@
 
 # The state, replayed from the label file: per image a stack of this coder's
 # labels (NA for a skip), and the images of those labels in the order given,
-# for undo.
-label_state <- function(paths, classes, mode, output, coder, call = caller_env()) {
+# for undo. Those live in `data`, shared by every tab; the image shown, the
+# classes toggled and the key counter are each tab's own (a view, see
+# label_view()), so a key only ever applies to the image its tab shows. The
+# state itself is the first view.
+label_state <- function(paths, classes, mode, output, coder, port = NULL, call = caller_env()) {
   rows <- read_label_log(output, call)$rows
   eff <- label_effective(rows[rows$coder == coder & rows$path %in% paths, , drop = FALSE])
   st <- new.env(parent = emptyenv())
@@ -14,15 +17,31 @@ label_state <- function(paths, classes, mode, output, coder, call = caller_env()
   st$classes <- classes
   st$mode <- mode
   st$output <- output
+  st$header <- readLines(output, n = 1L, warn = FALSE, encoding = "UTF-8")
   st$coder <- coder
-  st$history <- match(eff$path, paths)
-  st$stacks <- unname(split(eff$label, factor(st$history, levels = seq_along(paths))))
+  st$port <- port
+  st$token <- label_token()
+  st$data <- new.env(parent = emptyenv())
+  st$data$history <- match(eff$path, paths)
+  st$data$stacks <- unname(split(eff$label, factor(st$data$history, levels = seq_along(paths))))
+  st$n <- 0
   lab_goto(st, lab_resume(st))
   st
 }
 
+LABEL_SHARED <- c("paths", "classes", "mode", "output", "header", "coder", "port", "token", "data")
+
+# A new tab's view: the shared labels, its own image (this coder's first not
+# done), selection and key counter.
+label_view <- function(st) {
+  v <- new.env(parent = emptyenv())
+  for (f in LABEL_SHARED) assign(f, st[[f]], envir = v)
+  v$n <- 0
+  lab_goto(v, lab_resume(v))
+}
+
 lab_top <- function(st, i = st$i) {
-  s <- st$stacks[[i]]
+  s <- st$data$stacks[[i]]
   if (length(s)) s[[length(s)]] else NULL
 }
 
@@ -60,22 +79,38 @@ lab_advance <- function(st) {
 
 # Append the row first: the screen only changes once the key is on disk.
 lab_record <- function(st, action, label = NA_character_) {
-  append_label_row(st$output, st$paths[[st$i]], st$coder, action, label)
-  st$stacks[[st$i]] <- c(st$stacks[[st$i]], label)
-  st$history <- c(st$history, st$i)
+  lab_write(st, st$paths[[st$i]], action, label)
+  d <- st$data
+  d$stacks[[st$i]] <- c(d$stacks[[st$i]], label)
+  d$history <- c(d$history, st$i)
   lab_goto(st, st$i)
 }
 
 lab_undo <- function(st) {
-  if (!length(st$history)) {
+  d <- st$data
+  if (!length(d$history)) {
     st$note <- "Nothing to undo."
     return(invisible(st))
   }
-  i <- st$history[[length(st$history)]]
-  append_label_row(st$output, st$paths[[i]], st$coder, "undo")
-  st$history <- st$history[-length(st$history)]
-  st$stacks[[i]] <- st$stacks[[i]][-length(st$stacks[[i]])]
+  i <- d$history[[length(d$history)]]
+  lab_write(st, st$paths[[i]], "undo")
+  d$history <- d$history[-length(d$history)]
+  d$stacks[[i]] <- d$stacks[[i]][-length(d$stacks[[i]])]
   lab_goto(st, i)
+}
+
+# A label file deleted or replaced while the app runs would be appended to
+# without its header, and nothing could read it: stop instead, keeping the
+# key unsaved, and say so.
+lab_write <- function(st, path, action, label = NA_character_) {
+  head <- if (file.exists(st$output)) readLines(st$output, n = 1L, warn = FALSE, encoding = "UTF-8")
+  if (!identical(head, st$header)) {
+    tv_abort(c("The label file {.path {st$output}} was deleted or replaced while the app ran.",
+               x = "The last key was not saved, and the app stopped.",
+               i = "Restore the file (it holds every earlier key), then run {.fn label_images} again to continue."),
+             class = "labels_file", call = NULL)
+  }
+  append_label_row(st$output, path, st$coder, action, label)
 }
 
 # One key, as the browser names it (KeyboardEvent.key; "BackTab" for Shift+Tab).
@@ -143,52 +178,65 @@ label_progress <- function(st) {
   list(n = length(st$paths), labelled = sum(done & !skipped), skipped = sum(skipped))
 }
 
+# One key message from a tab: `key`, the counter `n` (1, 2, ... per tab),
+# the `image` it was pressed on and the app's `token`. A replayed or
+# out-of-order counter, and a key pressed on an image this tab no longer shows
+# (two quick keys: the second was pressed before the next image appeared),
+# are refused. The answer is the page's acknowledgement.
+label_message <- function(v, msg) {
+  n <- if (is.list(msg)) msg$n
+  ack <- list(n = if (is.numeric(n) && length(n) == 1) n else NA, ok = FALSE)
+  if (!is.list(msg) || !label_token_ok(msg$token, v)) return(c(ack, why = "token"))
+  if (!is.numeric(n) || length(n) != 1 || is.na(n) || n != v$n + 1) return(c(ack, why = "counter"))
+  v$n <- n
+  ack$ok <- TRUE
+  if (identical(msg$key, "Done")) return(c(ack, done = TRUE))
+  image <- msg$image
+  if (!is.numeric(image) || length(image) != 1 || !identical(as.integer(image), v$i)) {
+    v$note <- "A key pressed on the previous image was ignored."
+    return(utils::modifyList(ack, list(ok = FALSE, why = "stale")))
+  }
+  done <- tryCatch(label_key(v, msg$key), tidyvision_error_labels_file = function(e) e)
+  if (inherits(done, "error")) {
+    v$note <- cli::ansi_strip(conditionMessage(done))
+    return(utils::modifyList(ack, list(ok = FALSE, why = "file", stop = list(done))))
+  }
+  ack
+}
+
 label_server <- function(st, input, output, session) {
-  base <- register_images(session, st$paths)
+  # A websocket from another Host or Origin is closed before any output is sent on it
+  # or any observer is registered (testServer()'s mock session has no socket).
+  if (!inherits(session, "MockShinySession") && !label_socket_ok(session$request, st$port)) {
+    session$close()
+    return(invisible())
+  }
+  view <- label_view(st)
+  session$userData$tv_view <- view
+  base <- register_images(session, st)
   tick <- shiny::reactiveVal(0)
-  shown <- shiny::reactiveVal(st$i)
+  shown <- shiny::reactiveVal(view$i)
   shiny::observeEvent(input$key, {
-    label_key(st, input$key$key)
-    shown(st$i)
+    ack <- label_message(view, input$key)
+    if (identical(ack$why, "token")) return(session$close())
+    shown(view$i)
     tick(tick() + 1)
+    session$sendCustomMessage("tv-label-ack", ack[c("n", "ok")])
+    if (!is.null(ack$stop)) shiny::stopApp(ack$stop[[1]])
+    if (isTRUE(ack$done)) shiny::stopApp()
   })
-  shiny::observeEvent(input$done, shiny::stopApp())
-  output$image <- shiny::renderUI(label_image_ui(st, base, shown()))
+  output$image <- shiny::renderUI(label_image_ui(view, base, shown()))
   output$side <- shiny::renderUI({
     tick()
-    label_side_ui(st)
+    label_side_ui(view)
   })
-}
-
-# Images are served by their number in the queue, never by a path from the URL.
-register_images <- function(session, paths) {
-  # testServer()'s mock session has no data objects (and no HTTP).
-  if (!is.function(session$registerDataObj)) return("image?")
-  session$registerDataObj("image", paths, serve_image)
-}
-
-serve_image <- function(paths, req) {
-  query <- req$QUERY_STRING %||% ""
-  hit <- regmatches(query, regexec("(?:^\\??|&)i=([0-9]{1,9})(?:&|$)", query, perl = TRUE))[[1]]
-  i <- if (length(hit)) as.integer(hit[[2]]) else NA_integer_
-  if (is.na(i) || i < 1L || i > length(paths) || !file.exists(paths[[i]])) {
-    return(shiny::httpResponse(404L, "text/plain", "Not found"))
-  }
-  shiny::httpResponse(200L, image_content_type(paths[[i]]), list(file = paths[[i]], owned = FALSE),
-                      headers = list(`Cache-Control` = "private, max-age=3600", `X-Content-Type-Options` = "nosniff"))
-}
-
-image_content_type <- function(path) {
-  ext <- tolower(sub(".*\\.", "", basename(path)))
-  types <- c(jpg = "image/jpeg", jpeg = "image/jpeg", png = "image/png", gif = "image/gif",
-             bmp = "image/bmp", tif = "image/tiff", tiff = "image/tiff", webp = "image/webp")
-  if (ext %in% names(types)) types[[ext]] else "application/octet-stream"
 }
 
 label_ui <- function(st) {
   www <- system.file("label_app", package = "tidyvision")
   miniUI::miniPage(
-    shiny::tags$head(shiny::includeCSS(file.path(www, "label_app.css")),
+    shiny::tags$head(shiny::tags$meta(name = "tv-label-token", content = st$token),
+                     shiny::includeCSS(file.path(www, "label_app.css")),
                      shiny::includeScript(file.path(www, "label_app.js"))),
     miniUI::gadgetTitleBar(paste("Labelling as", st$coder), left = NULL,
                            right = miniUI::miniTitleBarButton("done", "Done", primary = TRUE)),
@@ -196,7 +244,8 @@ label_ui <- function(st) {
       padding = 0, scrollable = FALSE,
       shiny::div(class = "tv-label",
                  shiny::uiOutput("image", class = "tv-label-image"),
-                 shiny::uiOutput("side", class = "tv-label-side"))
+                 shiny::uiOutput("side", class = "tv-label-side")),
+      shiny::div(id = "tv-label-pending", class = "tv-label-pending")
     ),
     label_help_ui(st$mode)
   )
@@ -204,9 +253,9 @@ label_ui <- function(st) {
 
 # The image (and the next one, hidden, so it is in the browser's cache).
 label_image_ui <- function(st, base, i) {
-  src <- function(j) paste0(base, "&i=", j)
+  src <- function(j) paste0(base, "&t=", st$token, "&i=", j)
   shiny::tagList(
-    shiny::tags$img(id = "tv-label-img", src = src(i), alt = basename(st$paths[[i]])),
+    shiny::tags$img(id = "tv-label-img", src = src(i), alt = basename(st$paths[[i]]), `data-i` = i),
     if (i < length(st$paths)) shiny::tags$img(class = "tv-label-next", src = src(i + 1L), alt = "")
   )
 }
@@ -277,6 +326,7 @@ label_help_ui <- function(mode) {
     shiny::tags$table(lapply(names(keys), function(k) {
       shiny::tags$tr(shiny::tags$td(shiny::tags$kbd(k)), shiny::tags$td(keys[[k]]))
     })),
-    shiny::p("Every key is saved at once. Run the same call again to continue where you left off.")
+    shiny::p("Every key is saved before the next is sent (\"keys pending\" counts those not saved yet).",
+             "Run the same call again to continue where you left off.")
   )
 }

@@ -10,7 +10,8 @@ LABEL_MODES <- c("classes", "multi", "scores")
 #' Read the labels written by label_images()
 #'
 #' [label_images()] appends one line to its label file for every key that
-#' changes a label, so nothing is lost when R or the browser dies. This
+#' changes a label, before the app shows the key as saved, so no key shown
+#' as saved is lost when R or the browser dies. This
 #' replays that log and returns the labels as they stand: one row per image
 #' and coder.
 #'
@@ -151,23 +152,19 @@ read_label_meta <- function(output, call) {
   meta
 }
 
-# The header and every complete row. A last line without its newline is the
-# key being written when R died: it is dropped with a warning.
+# The header and every row. A last line without its newline is kept when it
+# is a whole row (some editors save files so); one that is not is the key
+# being written when R died: it is dropped with a warning.
 read_label_log <- function(output, call) {
   meta <- read_label_meta(output, call)
   lines <- readLines(output, warn = FALSE, encoding = "UTF-8")[-1]
-  if (!ends_with_newline(output) && length(lines) > 1) {
+  if (!ends_with_newline(output) && length(lines) > 1 && !label_row_whole(lines[[length(lines)]])) {
     tv_warn("Dropped the unfinished last line of {.path {output}} (R stopped while writing it).",
             class = "labels_file")
     lines <- lines[-length(lines)]
   }
-  rows <- tryCatch(
-    utils::read.csv(text = lines, colClasses = "character", na.strings = "", encoding = "UTF-8"),
-    error = function(e) NULL, warning = function(w) NULL
-  )
-  bad <- if (is.null(rows) || !identical(names(rows), LABEL_COLUMNS)) NA else
-    which(!rows$action %in% c("label", "skip", "undo") | is.na(rows$path) | is.na(rows$coder) |
-            is.na(as.POSIXct(rows$time, format = "%Y-%m-%dT%H:%M:%OSZ", tz = "UTC")))
+  rows <- read_label_rows(lines)
+  bad <- if (is.null(rows)) NA else label_bad_rows(rows)
   if (length(bad)) {
     tv_abort(c("{.path {output}} is a damaged label file.",
                x = if (anyNA(bad)) "Its rows can't be read as CSV." else "Line{?s} {bad + 2} {?is/are} not a label, skip or undo row with a path, coder and time.",
@@ -176,6 +173,27 @@ read_label_log <- function(output, call) {
   }
   check_label_values(rows, meta, output, call)
   list(meta = meta, rows = rows)
+}
+
+# The column-names line and rows as a character data frame; NULL when they
+# are not CSV with those columns.
+read_label_rows <- function(lines) {
+  rows <- tryCatch(
+    utils::read.csv(text = lines, colClasses = "character", na.strings = "", encoding = "UTF-8"),
+    error = function(e) NULL, warning = function(w) NULL
+  )
+  if (is.null(rows) || !identical(names(rows), LABEL_COLUMNS)) NULL else rows
+}
+
+# The rows that are not a label, skip or undo with a path, coder and time.
+label_bad_rows <- function(rows) {
+  which(!rows$action %in% c("label", "skip", "undo") | is.na(rows$path) | is.na(rows$coder) |
+          is.na(as.POSIXct(rows$time, format = "%Y-%m-%dT%H:%M:%OSZ", tz = "UTC")))
+}
+
+label_row_whole <- function(line) {
+  rows <- read_label_rows(c(paste(LABEL_COLUMNS, collapse = ","), line))
+  !is.null(rows) && nrow(rows) == 1 && !length(label_bad_rows(rows))
 }
 
 ends_with_newline <- function(path) {
@@ -211,11 +229,22 @@ scores_valid <- function(label, classes) {
   }, TRUE, USE.NAMES = FALSE)
 }
 
-check_label_output <- function(output, call) {
+# `output` of label_images(): one file path, not a folder.
+check_label_file_arg <- function(output, call) {
   if (!rlang::is_string(output) || !nzchar(output)) {
-    tv_abort("{.arg output} must be a file path, not {.obj_type_friendly {output}}.",
+    tv_abort(c("{.arg output} must be the path of the label file, not {shown_value(output)}.",
+               i = "Give a file name such as {.file labels.csv}."), class = "bad_argument", call = call)
+  }
+  if (dir.exists(output)) {
+    tv_abort(c("{.arg output} must be a file, but {.path {output}} is a folder.",
+               i = "Give a file in it, such as {.path {file.path(output, 'labels.csv')}}."),
              class = "bad_argument", call = call)
   }
+}
+
+# `output` of read_labels(): as above, and the file must exist.
+check_label_output <- function(output, call) {
+  check_label_file_arg(output, call)
   if (!file.exists(output)) abort_not_found(output, call)
 }
 
@@ -232,11 +261,7 @@ open_label_file <- function(output, mode, classes, call) {
                class = "labels_file", call = call)
     }
     log <- read_label_log(output, call)
-    if (!ends_with_newline(output)) {
-      # Drop the unfinished row so the next one starts on its own line.
-      keep <- readLines(output, n = nrow(log$rows) + 2, warn = FALSE, encoding = "UTF-8")
-      write_atomic(keep, output)
-    }
+    if (!ends_with_newline(output)) end_label_file(output, nrow(log$rows) + 2)
     return(output)
   }
   if (!dir.exists(dirname(output))) abort_not_found(dirname(output), call)
@@ -245,8 +270,19 @@ open_label_file <- function(output, mode, classes, call) {
   output
 }
 
+# So that the next row starts on its own line: a whole last row gets its
+# newline appended (nothing in the file changes); a row cut short is dropped.
+end_label_file <- function(output, n_lines) {
+  lines <- readLines(output, warn = FALSE, encoding = "UTF-8")
+  if (length(lines) == n_lines) {
+    cat("\n", file = output, append = TRUE)
+  } else {
+    write_atomic(lines[seq_len(n_lines)], output)
+  }
+}
+
 # One row, appended and flushed at once: the file is opened, written and
-# closed for every key, so a killed R loses at most the key being pressed.
+# closed for every key; the page counts a key as saved only after this returns.
 append_label_row <- function(output, path, coder, action, label = NA) {
   fields <- c(path, coder, action, label, format(Sys.time(), "%Y-%m-%dT%H:%M:%OS3Z", tz = "UTC"))
   line <- paste(ifelse(is.na(fields), "", paste0('"', gsub('"', '""', fields, fixed = TRUE), '"')),

@@ -16,3 +16,12 @@ flip_labels <- function(imgs, seed, share = 0.1) {
   })
   list(images = imgs, flip = seq_len(nrow(imgs)) %in% flip)
 }
+
+# Shipped photos for the labelling app, and the rows of its label file.
+example_images <- function(n = 4) {
+  folder <- system.file("extdata", "images", package = "tidyvision")
+  expand_paths(file.path(folder, c("animals/cat.jpg", "buildings/colosseum.jpg", "tools/hammer1.jpg",
+                                   "animals/dog.jpg", "tools/wrench.jpg")[seq_len(n)]))
+}
+
+label_rows <- function(output) utils::read.csv(output, skip = 1, colClasses = "character", na.strings = "")

@@ -108,3 +108,69 @@ test_that("a row cut short when R died is dropped, and the app's next row starts
   append_label_row(file, "/b.jpg", "ana", "label", "dog")
   expect_equal(read_labels(file)$label, c("cat", "dog"))
 })
+
+test_that("a whole last row without its newline (as some editors save) is kept, and the app appends after it", {
+  file <- label_file(row_of("/a.jpg", "ana", "label", "cat", 1))
+  cat(row_of("/b.jpg", "ana", "label", "dog", 2), file = file, append = TRUE)
+  before <- readLines(file, warn = FALSE)
+  expect_no_warning(labs <- read_labels(file))
+  expect_equal(labs$path, c("/a.jpg", "/b.jpg"))
+  expect_no_warning(open_label_file(file, "classes", c("cat", "dog"), NULL))
+  expect_equal(readLines(file), before)  # nothing rewritten: only the newline added
+  append_label_row(file, "/c.jpg", "ana", "label", "cat")
+  expect_equal(read_labels(file)$label, c("cat", "dog", "cat"))
+  # Unquoted, as a spreadsheet might save it.
+  bare <- label_file('"/a.jpg","ana","label","cat","2024-05-01T10:00:00.000Z"')
+  cat("/b.jpg,ana,skip,,2024-05-01T10:00:01.000Z", file = bare, append = TRUE)
+  expect_equal(read_labels(bare)$skipped, c(FALSE, TRUE))
+  # A header with no rows and no final newline: the first row starts its own line.
+  empty <- label_file(character())
+  header <- paste(readLines(empty), collapse = "\n")
+  cat(header, file = empty)
+  expect_false(ends_with_newline(empty))
+  open_label_file(empty, "classes", c("cat", "dog"), NULL)
+  append_label_row(empty, "/a.jpg", "ana", "label", "dog")
+  expect_equal(read_labels(empty)$label, "dog")
+})
+
+test_that("a last row cut anywhere is not taken for a whole one", {
+  whole <- row_of("/b.jpg", "ana", "label", "dog", 2)
+  for (cut in c(5, 20, 26, nchar(whole) - 6, nchar(whole) - 1)) {
+    file <- label_file(row_of("/a.jpg", "ana", "label", "cat", 1))
+    cat(substr(whole, 1, cut), file = file, append = TRUE)
+    expect_warning(labs <- read_labels(file), class = "tidyvision_warning_labels_file")
+    expect_equal(labs$path, "/a.jpg", label = substr(whole, 1, cut))
+  }
+})
+
+test_that("read_labels() under bad input: a classed error naming the argument, or the labels", {
+  for (bad in list(NULL, NA, NA_character_, 42, "", c("a.csv", "b.csv"), data.frame(path = "a.csv"))) {
+    err <- expect_error(read_labels(bad), class = "tidyvision_error_bad_argument")
+    expect_match(conditionMessage(err), "`output`", fixed = TRUE)
+  }
+  dir <- withr::local_tempdir()
+  err <- expect_error(read_labels(dir), class = "tidyvision_error_bad_argument")
+  expect_match(conditionMessage(err), "folder")
+  expect_error(read_labels(file.path(dir, "none.csv")), class = "tidyvision_error_path_not_found")
+  empty <- file.path(dir, "empty.csv")
+  file.create(empty)
+  expect_error(read_labels(empty), class = "tidyvision_error_labels_file")
+  jpg <- file.path(dir, "photo.jpg")
+  writeLines("just text", jpg)
+  expect_error(read_labels(jpg), class = "tidyvision_error_labels_file")
+  photo <- file.path(dir, "cat.jpg")
+  file.copy(example_images(1), photo)
+  expect_error(read_labels(photo), class = "tidyvision_error_labels_file")
+  file <- label_file(row_of("/a.jpg", "ana", "label", "cat"))
+  for (bad in list(NA, NA_character_, 42, TRUE)) {
+    err <- expect_error(read_labels(file, coder = bad), class = "tidyvision_error_bad_argument")
+    expect_match(conditionMessage(err), "`coder`", fixed = TRUE)
+  }
+  # Unicode in the file's path, the image paths and the coder.
+  uni <- file.path(dir, "l\u00e4bels \u732b.csv")
+  out <- open_label_file(uni, "classes", c("cat", "dog"), NULL)
+  append_label_row(out, "/f\u00f6t\u00f6/\u732b.jpg", "j\u00fcrgen", "label", "cat")
+  labs <- read_labels(uni, coder = "j\u00fcrgen")
+  expect_equal(labs$path, "/f\u00f6t\u00f6/\u732b.jpg")
+  expect_equal(labs$label, "cat")
+})

@@ -2,17 +2,11 @@
 # label file at once. The same app in a real browser, killed mid-session, is
 # tested in tests/python/test_label_app.py.
 
-example_images <- function(n = 4) {
-  folder <- system.file("extdata", "images", package = "tidyvision")
-  expand_paths(file.path(folder, c("animals/cat.jpg", "buildings/colosseum.jpg", "tools/hammer1.jpg",
-                                   "animals/dog.jpg", "tools/wrench.jpg")[seq_len(n)]))
-}
-
-label_rows <- function(output) utils::read.csv(output, skip = 1, colClasses = "character", na.strings = "")
-
+# Keys as the page sends them: its counter, the image it shows, the token.
 press <- function(session, keys) {
+  view <- session$userData$tv_view
   for (k in keys) {
-    session$setInputs(key = list(key = k, n = stats::runif(1)))
+    session$setInputs(key = list(key = k, n = view$n + 1, image = view$i, token = view$token))
   }
 }
 
@@ -20,8 +14,8 @@ test_that("each key appends its row at once; undo, skip and arrows work", {
   imgs <- example_images()
   out <- withr::local_tempfile(fileext = ".csv")
   app <- label_app(imgs, c("animals", "buildings", "tools"), out, coder = "ana")
-  state <- app$tv_state
   shiny::testServer(app, {
+    state <- session$userData$tv_view
     expect_equal(state$i, 1)
     expect_match(output$side$html, "cat.jpg", fixed = TRUE)
     press(session, "1")
@@ -79,8 +73,8 @@ test_that("multi mode toggles classes and writes them on Enter", {
   imgs <- example_images(2)
   out <- withr::local_tempfile(fileext = ".csv")
   app <- label_app(imgs, c("animals", "buildings", "tools"), out, coder = "ana", mode = "multi")
-  state <- app$tv_state
   shiny::testServer(app, {
+    state <- session$userData$tv_view
     press(session, "Enter")
     expect_match(state$note, "at least one class")
     press(session, c("3", "1", "2", "2"))
@@ -100,8 +94,8 @@ test_that("scores mode takes a 0-10 score per class by keys", {
   out <- withr::local_tempfile(fileext = ".csv")
   classes <- c("protest", "violence", "police")
   app <- label_app(imgs, classes, out, coder = "ana", mode = "scores")
-  state <- app$tv_state
   shiny::testServer(app, {
+    state <- session$userData$tv_view
     press(session, "7")
     expect_equal(label_rows(out)$label, "protest=7;violence=;police=")
     expect_equal(state$sel, 2)
@@ -129,19 +123,6 @@ test_that("scores mode takes a 0-10 score per class by keys", {
   expect_equal(label_app(imgs, classes, out, coder = "ana", mode = "scores")$tv_state$i, 3)
 })
 
-test_that("images are served by number only", {
-  imgs <- example_images(2)
-  serve <- function(query) serve_image(imgs, list(QUERY_STRING = query))
-  ok <- serve("?w=&nonce=abc&i=2")
-  expect_equal(ok$status, 200L)
-  expect_equal(ok$content$file, imgs[2])
-  expect_equal(ok$content_type, "image/jpeg")
-  for (bad in c("?i=0", "?i=3", "?i=-1", "?i=../../etc/passwd", "?i=/etc/passwd", paste0("?i=", imgs[1]),
-                "?i=1/../x", "?i=1e0", "", "?path=/etc/passwd")) {
-    expect_equal(serve(bad)$status, 404L, label = bad)
-  }
-})
-
 test_that("bad arguments and foreign output files are classed errors; nothing is overwritten", {
   imgs <- example_images(2)
   classes <- c("animals", "buildings")
@@ -165,4 +146,131 @@ test_that("bad arguments and foreign output files are classed errors; nothing is
   expect_error(label_app(imgs, classes, file.path(tempdir(), "no", "such", "dir.csv")),
                class = "tidyvision_error_path_not_found")
   expect_error(label_images(imgs, classes, out, coders = "ana"), class = "tidyvision_error_bad_argument")
+})
+
+test_that("label_images() checks each argument before starting, naming it", {
+  imgs <- example_images(2)
+  classes <- c("animals", "buildings")
+  dir <- withr::local_tempdir()
+  out <- file.path(dir, "labels.csv")
+  bad_arg <- function(..., arg) {
+    # An argument let through would start the app and block: a generous limit
+    # turns that into a failure instead of a hung test.
+    setTimeLimit(elapsed = 120, transient = TRUE)
+    on.exit(setTimeLimit(elapsed = Inf))
+    err <- expect_error(label_images(..., launch.browser = FALSE), class = "tidyvision_error_bad_argument")
+    expect_match(conditionMessage(err), paste0("`", arg, "`"), fixed = TRUE)
+  }
+  bad_arg(imgs, classes, out, coder = "ana", port = -1, arg = "port")
+  bad_arg(imgs, classes, out, coder = "ana", port = 0, arg = "port")
+  bad_arg(imgs, classes, out, coder = "ana", port = 70000, arg = "port")
+  bad_arg(imgs, classes, out, coder = "ana", port = 80.5, arg = "port")
+  bad_arg(imgs, classes, out, coder = "ana", port = "x", arg = "port")
+  bad_arg(imgs, classes, out, coder = "ana", port = NA, arg = "port")
+  bad_arg(imgs, classes, out, coder = "ana", port = 1:2, arg = "port")
+  withr::with_dir(dir, bad_arg(imgs, classes, 42, coder = "ana", arg = "output"))
+  expect_false(file.exists(file.path(dir, "42")))
+  bad_arg(imgs, classes, NULL, coder = "ana", arg = "output")
+  bad_arg(imgs, classes, NA_character_, coder = "ana", arg = "output")
+  bad_arg(imgs, classes, "", coder = "ana", arg = "output")
+  bad_arg(imgs, classes, c(out, out), coder = "ana", arg = "output")
+  bad_arg(imgs, classes, dir, coder = "ana", arg = "output")
+  bad_arg(imgs, classes, out, coder = NA_character_, arg = "coder")
+  bad_arg(imgs, classes, out, coder = 42, arg = "coder")
+  bad_arg(imgs, classes, out, coder = "", arg = "coder")
+  bad_arg(imgs, NULL, out, coder = "ana", arg = "classes")
+  bad_arg(imgs, NA_character_, out, coder = "ana", arg = "classes")
+  bad_arg(imgs, 42, out, coder = "ana", arg = "classes")
+  bad_arg(imgs, classes, out, coder = "ana", mode = NULL, arg = "mode")
+  bad_arg(NULL, classes, out, coder = "ana", arg = "images")
+  bad_arg(NA, classes, out, coder = "ana", arg = "images")
+  bad_arg(42, classes, out, coder = "ana", arg = "images")
+  bad_arg(character(), classes, out, coder = "ana", arg = "images")
+  bad_arg(tibble::tibble(path = character()), classes, out, coder = "ana", arg = "images")
+  bad_arg(imgs, classes, out, coder = "ana", order = 42, arg = "order")
+  err <- expect_error(label_images(imgs, classes, out, coder = "ana", launch.browser = NA),
+                      class = "tidyvision_error_bad_argument")
+  expect_match(conditionMessage(err), "`launch.browser`", fixed = TRUE)
+  expect_error(label_images(tibble::tibble(file = imgs), classes, out, coder = "ana", launch.browser = FALSE),
+               class = "tidyvision_error_missing_column")
+  expect_snapshot(label_images(imgs, classes, out, coder = "ana", port = -1, launch.browser = FALSE), error = TRUE)
+  expect_snapshot(label_images(imgs, classes, dir, coder = "ana", launch.browser = FALSE), error = TRUE,
+                  transform = function(x) gsub(dir, "<dir>", x, fixed = TRUE))
+  # Nothing was started or created by a refused call.
+  expect_false(file.exists(out))
+})
+
+test_that("missing files are an error; empty files and non-images are left out, named, and never served", {
+  dir <- withr::local_tempdir()
+  imgs <- example_images(2)
+  classes <- c("animals", "buildings")
+  out <- file.path(dir, "labels.csv")
+  gone <- file.path(dir, "gone.jpg")
+  err <- expect_error(label_app(c(imgs, gone), classes, out, coder = "ana"), class = "tidyvision_error_path_not_found")
+  expect_match(conditionMessage(err), "gone.jpg", fixed = TRUE)
+  expect_match(conditionMessage(err), "`images`", fixed = TRUE)
+  empty <- file.path(dir, "empty.jpg")
+  file.create(empty)
+  text <- file.path(dir, "text.jpg")
+  writeLines("not a photo", text)
+  passwd <- file.path(dir, "passwd")
+  writeLines("root:x:0:0:root:/root:/bin/bash", passwd)
+  for (bad in c(empty, text, passwd)) {
+    w <- expect_warning(app <- label_app(c(imgs, bad), classes, out, coder = "ana"), class = "tidyvision_warning_unreadable")
+    expect_match(conditionMessage(w), basename(bad), fixed = TRUE)
+    expect_equal(app$tv_state$paths, imgs)
+  }
+  w <- expect_warning(label_app(c(imgs, empty), classes, out, coder = "ana"), class = "tidyvision_warning_unreadable")
+  expect_match(conditionMessage(w), "empty file")
+  err <- expect_error(label_app(c(empty, text), classes, out, coder = "ana"), class = "tidyvision_error_unreadable")
+  expect_match(conditionMessage(err), "text.jpg", fixed = TRUE)
+  expect_error(label_app(imgs, classes, out, coder = "ana", order = c(imgs[1], gone)),
+               class = "tidyvision_error_bad_argument")
+})
+
+test_that("unicode paths are labelled and served", {
+  dir <- withr::local_tempdir()
+  photo <- file.path(dir, "f\u00f6t\u00f6 \u732b.jpg")
+  file.copy(example_images(1), photo)
+  out <- file.path(dir, "l\u00e4bels.csv")
+  a <- label_app(photo, "animals", out, coder = "j\u00fcrgen", port = 4321L)
+  st <- a$tv_state
+  served <- serve_image(st, list(QUERY_STRING = paste0("?t=", st$token, "&i=1"), HTTP_HOST = "127.0.0.1:4321"))
+  expect_equal(served$status, 200L)
+  expect_equal(served$content$file, expand_paths(photo))
+  label_key(st, "1")
+  labs <- read_labels(out)
+  expect_equal(labs$path, expand_paths(photo))
+  expect_equal(labs$coder, "j\u00fcrgen")
+})
+
+test_that("a label file deleted while the app runs stops the app; no headless file is left", {
+  imgs <- example_images(3)
+  out <- withr::local_tempfile(fileext = ".csv")
+  st <- label_app(imgs, c("animals", "buildings", "tools"), out, coder = "ana")$tv_state
+  label_key(st, "1")
+  file.remove(out)
+  expect_error(label_key(st, "2"), class = "tidyvision_error_labels_file")
+  expect_false(file.exists(out))
+  # Replaced by another file: not appended to either.
+  writeLines(c("path,label", "x.jpg,cat"), out)
+  expect_error(label_key(st, "u"), class = "tidyvision_error_labels_file")
+  expect_equal(readLines(out), c("path,label", "x.jpg,cat"))
+  # Through a key message: refused, and the error is handed to stopApp().
+  v <- label_view(st)
+  ack <- label_message(v, list(key = "1", n = 1, image = v$i, token = v$token))
+  expect_false(ack$ok)
+  expect_s3_class(ack$stop[[1]], "tidyvision_error_labels_file")
+  expect_match(v$note, "deleted or replaced")
+})
+
+test_that("images that image_files() found unreadable are left out, with its reason", {
+  imgs <- example_images(3)
+  tbl <- tibble::tibble(path = imgs, readable = c(TRUE, FALSE, TRUE),
+                        problem = c(NA, "truncated: image file is truncated", NA))
+  out <- withr::local_tempfile(fileext = ".csv")
+  w <- expect_warning(app <- label_app(tbl, c("animals", "buildings"), out, coder = "ana"),
+                      class = "tidyvision_warning_unreadable")
+  expect_match(conditionMessage(w), "colosseum.jpg: truncated", fixed = TRUE)
+  expect_equal(app$tv_state$paths, imgs[c(1, 3)])
 })
