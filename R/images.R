@@ -64,13 +64,30 @@ image_files <- function(path, labels = NULL, by = NULL, label_col = "label", rec
   } else {
     engine_call("images.list_files", as.list(where$files))
   }
+  skipped <- as_schema(cols$skipped, "skipped_files")
+  cols$skipped <- NULL
   out <- listing_tibble(cols)
   if (nrow(out) == 0) {
     tv_warn("No image files found in {.path {path}}.", class = "no_images")
   }
   if (!is.null(labels)) out <- join_labels(out, labels, by, label_col, where$root)
   warn_unreadable(out$path, ifelse(out$readable, NA, out$problem), "kept with {.code readable = FALSE}")
+  inform_skipped(skipped)
   out
+}
+
+# Files that are not images are named, by kind, never dropped without a word.
+inform_skipped <- function(skipped) {
+  if (!nrow(skipped)) return(invisible())
+  kinds <- vapply(split(skipped$extension, factor(skipped$kind, c("video", "other"))), function(ext) {
+    if (!length(ext)) return("")
+    counts <- sort(table(ifelse(nzchar(ext), ext, "no extension")), decreasing = TRUE)
+    paste(paste0(counts, " ", names(counts)), collapse = ", ")
+  }, "")
+  kinds <- kinds[nzchar(kinds)]
+  cli::cli_inform(c(i = "Skipped {nrow(skipped)} file{?s} that {?is/are} not an image: {paste(paste0(names(kinds), ' (', kinds, ')'), collapse = '; ')}.",
+                    bullets_of(skipped$path, 3)),
+                  class = c("tidyvision_message_skipped", "tidyvision_message"), skipped = skipped)
 }
 
 listing_tibble <- function(cols) as_schema(cols, "images")

@@ -4,6 +4,7 @@
 SCHEMAS <- list(
   images = c(path = "chr", label = "chr", split = "chr", file_size = "dbl", width = "int",
              height = "int", format = "chr", readable = "lgl", problem = "chr"),
+  skipped_files = c(path = "chr", kind = "chr", extension = "chr"),
   duplicates = c(group = "int", is_first = "lgl", distance = "int"),
   duplicates_embedding = c(group = "int", is_first = "lgl", distance = "dbl"),
   history = c(epoch = "int", split = "chr", loss = "dbl", accuracy = "dbl", precision = "dbl",

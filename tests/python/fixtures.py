@@ -57,6 +57,11 @@ def make_odd_folder(root):
     (root / "bad" / "text.png").write_text("this is not an image\n")
     (root / "bad" / "bomb.bmp").write_bytes(bomb_bmp())
     (root / "notes.txt").write_text("not an image, ignored\n")
+    # A phone's export: an iPhone photo (HEIC) and a video beside the photos.
+    from tidyvision import images
+    if images.HEIF:
+        base.save(root / "cat" / "iphone.heic")
+    (root / "cat" / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
     return str(root)
 
 

@@ -60,7 +60,7 @@ def test_files_are_written_whole_and_unreadable_images_reported(resnet_classifie
     out = explain.explain([PHOTOS[0], str(bad)], resnet_classifier, "resnet18", 2, image_size=64,
                           files=files, progress=lambda done, total: ticks.append((done, total)))
     assert out["file"] == [files[0], None]
-    assert out["problem"][0] is None and "UnidentifiedImageError" in out["problem"][1]
+    assert out["problem"][0] is None and "not an image Pillow can read" in out["problem"][1]
     assert sorted(os.listdir(tmp_path)) == ["a.png", "broken.jpg"]  # no temporary file left
     back = explain.read_heatmaps([files[0]])[0]
     direct = explain.explain([PHOTOS[0]], resnet_classifier, "resnet18", 2, image_size=64)["heatmap"][0]

@@ -102,7 +102,7 @@ def test_unreadable_and_faceless_images_keep_one_row(tmp_path):
     fixtures.photo_like(1, (120, 90)).save(blank)
     found = rows(faces.detect([str(bad), str(blank), ASTRONAUT]))
     assert [r["face"] for r in found] == [None, None, 1]
-    assert "UnidentifiedImageError" in found[0]["problem"]
+    assert "not an image Pillow can read" in found[0]["problem"]
     assert found[1]["problem"] is None and found[1]["image_width"] == 120
 
 

@@ -80,7 +80,7 @@ def test_unreadable_and_skipped_images_have_no_group(tmp_path):
     assert out["group"] == [1, None, 1, None, None]
     assert out["is_first"] == [True, None, False, None, None]
     assert out["distance"] == [0, None, 0, None, None]
-    assert "UnidentifiedImageError" in out["problem"][1]
+    assert "not an image Pillow can read" in out["problem"][1]
     assert out["problem"][3] is not None
     assert out["problem"][4] is None
     exact = prepare.find_duplicates(paths, method="exact")

@@ -65,7 +65,7 @@ test_that("an unreadable image or one without a face never stops a folder", {
   counts <- count_faces(faces)
   expect_equal(counts$path, paths)
   expect_equal(counts$n, c(1L, 0L, NA, NA))
-  expect_match(faces$problem[basename(faces$path) == "notes.jpg"], "UnidentifiedImageError")
+  expect_match(faces$problem[basename(faces$path) == "notes.jpg"], "not an image Pillow can read")
   expect_equal(count_faces(faces, confidence = 0.99)$n, c(0L, 0L, NA, NA))
 })
 

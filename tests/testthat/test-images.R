@@ -1,12 +1,24 @@
 test_that("image_files() lists every kind of odd and bad file, row by row", {
   skip_if_no_engine()
   root <- fixtures()$make_odd_folder(withr::local_tempdir())
-  expect_warning(imgs <- image_files(root), class = "tidyvision_warning_unreadable")
+  expect_warning(
+    msg <- expect_message(imgs <- image_files(root), class = "tidyvision_message_skipped"),
+    class = "tidyvision_warning_unreadable"
+  )
   expect_named(imgs, c("path", "label", "split", "file_size", "width", "height",
                        "format", "readable", "problem"))
-  expect_false(any(basename(imgs$path) == "notes.txt"))
+  expect_false(any(basename(imgs$path) %in% c("notes.txt", "clip.mp4")))
   row <- function(name) imgs[basename(imgs$path) == name, ]
-  expect_equal(nrow(imgs), 18)
+  expect_equal(nrow(imgs), 19)
+  # Files that are not images are named by kind, never dropped without a word.
+  skipped <- msg$skipped
+  expect_equal(basename(skipped$path), c("clip.mp4", "notes.txt"))
+  expect_equal(skipped$kind, c("video", "other"))
+  expect_match(conditionMessage(msg), "Skipped 2 files that are not an image: video (1 .mp4); other (1 .txt)",
+               fixed = TRUE)
+  # iPhone photos (HEIC) are images.
+  expect_equal(row("iphone.heic")[c("width", "height", "format", "readable")],
+               tibble::tibble(width = 60L, height = 40L, format = "HEIF", readable = TRUE))
 
   for (f in c("normal.jpg", "UPPER.JPG", "cmyk.jpg", "gray.png", "sixteen.png",
               "palette.gif", "alpha.png", "photo.webp", "photo.bmp", "photo.tiff",

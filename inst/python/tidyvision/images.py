@@ -12,12 +12,27 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import check
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif"}
+# Files image_files() skips but names, by kind: tweet media folders hold videos beside photos.
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".3gp", ".flv"}
 # Split folder names as people spell them; R's normalize_split() reads the same file.
 SPLIT_FOLDERS = json.loads((Path(__file__).parent / "split_aliases.json").read_text())
 # EXIF orientations that turn the stored image by 90 degrees.
 _TRANSPOSED = {5, 6, 7, 8}
 _TAIL_BYTES = 4096
+
+
+def _register_heif():
+    """HEIC/HEIF (iPhone photos) through pillow-heif, where it is installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+HEIF = _register_heif()
 
 
 def default_workers():
@@ -52,26 +67,41 @@ def is_image_path(path):
             and "__MACOSX" not in p.parts)
 
 
-def find_image_paths(root, recursive=True):
+def find_image_paths(root, recursive=True, skipped=None):
     """Image files below ``root``, sorted, by name only (no file is opened):
-    an os.scandir() walk lists a million files in seconds."""
+    an os.scandir() walk lists a million files in seconds. Other files
+    (hidden ones aside) are appended to ``skipped`` when it is a list."""
     root = Path(root)
     check(root.exists(), "path_not_found", f"Can't find the folder {root}.")
     check(root.is_dir(), "not_a_directory", f"{root} is a file, not a folder.")
-    return sorted(_walk(str(root), recursive))
+    return sorted(_walk(str(root), recursive, skipped))
 
 
-def _walk(folder, recursive):
+def _walk(folder, recursive, skipped=None):
     """The same files as is_image_path() over Path.rglob(): symlinked folders
     are not followed, ``__MACOSX`` folders and ``._`` files are skipped."""
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 if recursive and entry.name != "__MACOSX":
-                    yield from _walk(entry.path, recursive)
-            elif (os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
-                  and not entry.name.startswith("._") and entry.is_file()):
+                    yield from _walk(entry.path, recursive, skipped)
+            elif entry.name.startswith(".") or not entry.is_file():
+                continue
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
                 yield entry.path
+            elif skipped is not None:
+                skipped.append(entry.path)
+
+
+def file_kind(path):
+    """"video" or "other": what image_files() says of a file it skips."""
+    return "video" if os.path.splitext(str(path))[1].lower() in VIDEO_EXTENSIONS else "other"
+
+
+def _skipped(paths):
+    paths = sorted(paths)
+    return {"path": paths, "kind": [file_kind(p) for p in paths],
+            "extension": [os.path.splitext(p)[1].lower() for p in paths]}
 
 
 def folder_label_split(path, root):
@@ -140,16 +170,28 @@ def header_info(path):
         if complete is not True:
             _decodes(path)
         out["readable"] = True
-    except Image.DecompressionBombError as e:
-        out["problem"] = f"decompression bomb: {e}"
-    except UnidentifiedImageError:
-        out["problem"] = f"not an image Pillow can read (first bytes: {_first_bytes(path)})"
-    except OSError as e:
-        msg = str(e)
-        out["problem"] = "truncated: " + msg if "truncated" in msg else "unreadable: " + msg
     except Exception as e:  # a corrupt header can raise nearly anything in a plugin
-        out["problem"] = f"unreadable: {type(e).__name__}: {e}"
+        out["problem"] = problem_of(path, e)
     return out
+
+
+def problem_of(path, e):
+    """Why ``path`` can't be read, in the words image_files() uses everywhere."""
+    if isinstance(e, FileNotFoundError):
+        return "file not found"
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file (0 bytes)"
+    except OSError:
+        pass
+    if isinstance(e, Image.DecompressionBombError):
+        return f"decompression bomb: {e}"
+    if isinstance(e, UnidentifiedImageError):
+        return f"not an image Pillow can read (first bytes: {_first_bytes(path)})"
+    if isinstance(e, OSError):
+        msg = str(e)
+        return "truncated: " + msg if "truncated" in msg else "unreadable: " + msg
+    return f"unreadable: {type(e).__name__}: {e}"
 
 
 def _bomb_problem(width, height):
@@ -170,8 +212,12 @@ def columns(rows, keys):
 
 
 def list_images(root, recursive=True, workers=None):
-    """One row per image file below ``root``: the columns of image_files()."""
-    return _listing(find_image_paths(root, recursive), root, workers)
+    """One row per image file below ``root``: the columns of image_files(),
+    and the files skipped (``skipped``: path, kind, extension)."""
+    skipped = []
+    out = _listing(find_image_paths(root, recursive, skipped), root, workers)
+    out["skipped"] = _skipped(skipped)
+    return out
 
 
 def list_files(paths, workers=None):
@@ -181,9 +227,13 @@ def list_files(paths, workers=None):
     folder, so listing every file of a folder gives what listing the folder
     gives.
     """
-    paths = [str(p) for p in paths if is_image_path(p)]
+    given = [str(p) for p in paths]
+    paths = [p for p in given if is_image_path(p)]
     root = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
-    return _listing(paths, root, workers)
+    out = _listing(paths, root, workers)
+    out["skipped"] = _skipped(p for p in given if not is_image_path(p) and not Path(p).name.startswith(".")
+                              and "__MACOSX" not in Path(p).parts)
+    return out
 
 
 def _listing(paths, root, workers=None):
@@ -239,7 +289,7 @@ def try_load_rgb(path, min_side=None):
     try:
         return load_rgb(path, min_side), None
     except Exception as e:
-        return None, f"{type(e).__name__}: {e}"
+        return None, problem_of(path, e)
 
 
 def _thumbnail(args):

@@ -47,7 +47,7 @@ def sha256_file(path):
     try:
         return images.file_sha256(path), None
     except OSError as e:
-        return None, f"{type(e).__name__}: {e}"
+        return None, images.problem_of(path, e)
 
 
 def _phash64(im):
