@@ -154,8 +154,11 @@ check_max_distance <- function(x, call = caller_env()) {
 #' @param seed Random seed; the same seed and data give the same split. The
 #'   global random number generator is left untouched.
 #' @param group Optional column (tidyselect) whose rows must stay together.
+#' @param overwrite A split `images` already has (from `train/`, `val/`
+#'   folders, or an earlier call) is kept, with a message, and only rows
+#'   without one are split; `TRUE` draws a new split for every row.
 #' @return `images` with the same rows in the same order and a character
-#'   column `split` (added, or overwritten if present).
+#'   column `split`.
 #' @export
 #' @examplesIf tv_available()
 #' imgs <- image_files(system.file("extdata", "images", package = "tidyvision"))
@@ -167,10 +170,19 @@ check_max_distance <- function(x, call = caller_env()) {
 #' imgs$dup_group <- dups$group
 #' imgs <- split_images(imgs, group = dup_group)
 split_images <- function(images, prop = c(train = 0.8, val = 0.2), strata = label,
-                         seed = 1, group = NULL) {
+                         seed = 1, group = NULL, overwrite = FALSE) {
   check_images_df(images)
   prop <- check_prop(prop)
   check_seed(seed)
+  check_flag(overwrite)
+  kept <- if (!overwrite && "split" %in% names(images)) !is.na(normalize_split(images$split)) else FALSE
+  if (any(kept)) {
+    inform_kept_split(images$split[kept], sum(!kept))
+    if (all(kept)) return(images)
+    images$split[!kept] <- split_images(images[!kept, , drop = FALSE], prop, {{ strata }}, seed, {{ group }},
+                                        overwrite = TRUE)$split
+    return(images)
+  }
   strata_cols <- select_columns(images, rlang::enquo(strata), "strata")
   group_col <- select_columns(images, rlang::enquo(group), "group", max = 1)
   n <- nrow(images)
@@ -185,6 +197,13 @@ split_images <- function(images, prop = c(train = 0.8, val = 0.2), strata = labe
   images$split <- names(used)[which_split]
   warn_empty_splits(images[strata_cols], stratum, images$split, names(used))
   images
+}
+
+inform_kept_split <- function(split, n_new) {
+  counts <- table(normalize_split(split))
+  cli::cli_inform(c(i = "Kept the split {.arg images} already has ({paste(names(counts), counts, sep = ': ', collapse = ', ')}){if (n_new) paste0('; split only the ', n_new, ' image', if (n_new > 1) 's', ' without one') else ''}.",
+                    " " = "Use {.code overwrite = TRUE} to draw a new split for every image."),
+                  class = c("tidyvision_message_split_kept", "tidyvision_message"))
 }
 
 # A class with no validation (or test) image is measured on nothing: say so.

@@ -91,6 +91,24 @@ three_classes <- function() {
   )
 }
 
+test_that("a split images already have is kept unless overwrite = TRUE, and that is said", {
+  imgs <- three_classes()
+  imgs$split <- rep(c("train", "val"), c(16, 4))
+  expect_message(out <- split_images(imgs, seed = 1), "Kept the split", class = "tidyvision_message_split_kept")
+  expect_identical(out, imgs)
+  fresh <- expect_no_message(split_images(imgs, seed = 1, overwrite = TRUE))
+  expect_equal(fresh$split, split_images(imgs[names(imgs) != "split"], seed = 1)$split)
+  # Rows without a split get one; the others keep theirs.
+  imgs$split[c(3, 18)] <- NA
+  # (two images can't fill both splits for each of their classes: that is warned about)
+  expect_warning(msg <- expect_message(part <- split_images(imgs, seed = 1), class = "tidyvision_message_split_kept"),
+                 class = "tidyvision_warning_empty_split")
+  expect_match(conditionMessage(msg), "split only the 2 images without one")
+  expect_equal(part$split[-c(3, 18)], imgs$split[-c(3, 18)])
+  expect_true(all(part$split[c(3, 18)] %in% c("train", "val")))
+  expect_error(split_images(imgs, overwrite = NA), class = "tidyvision_error_bad_argument")
+})
+
 test_that("splits are stratified, with at least one image per class in each split", {
   imgs <- three_classes()
   out <- split_images(imgs, prop = c(train = 0.7, val = 0.15, test = 0.15), seed = 1)
@@ -133,17 +151,18 @@ test_that("the same seed gives the same split; the global RNG is untouched", {
   expect_gt(length(unique(seeds)), 1)
 })
 
-test_that("strata can be NULL or several columns; an old split is overwritten", {
+test_that("strata can be NULL or several columns; an old split is overwritten on request", {
   imgs <- three_classes()
   imgs$split <- "test"
-  out <- split_images(imgs, prop = c(train = 0.5, val = 0.5), strata = NULL)
+  out <- split_images(imgs, prop = c(train = 0.5, val = 0.5), strata = NULL, overwrite = TRUE)
   expect_equal(as.vector(table(out$split)), c(10, 10))
-  expect_warning(out <- split_images(imgs, prop = c(train = 0.5, val = 0.5), strata = c(label, source)),
+  expect_warning(out <- split_images(imgs, prop = c(train = 0.5, val = 0.5), strata = c(label, source),
+                                     overwrite = TRUE),
                  "c / x (1 image): none in val", fixed = TRUE, class = "tidyvision_warning_empty_split")
   counts <- table(paste(out$label, out$source), out$split)
   expect_true(all(abs(counts[, "train"] - counts[, "val"]) <= 1))
   expect_equal(names(out), names(imgs))
-  zero <- split_images(imgs, prop = c(train = 1, test = 0))
+  zero <- split_images(imgs, prop = c(train = 1, test = 0), overwrite = TRUE)
   expect_true(all(zero$split == "train"))
   expect_equal(nrow(split_images(imgs[0, ])), 0)
 })
