@@ -103,7 +103,8 @@ wrap_caption <- function(caption) {
 box_theme <- function() {
   ggplot2::theme_void(base_size = 10) +
     ggplot2::theme(
-      strip.text = ggplot2::element_text(size = 8.5, margin = ggplot2::margin(2, 0, 2, 0)),
+      # Room under the second line (e.g. "0 faces"), so it never touches the image.
+      strip.text = ggplot2::element_text(size = 8.5, lineheight = 1.05, margin = ggplot2::margin(2, 0, 6, 0)),
       panel.spacing = ggplot2::unit(4, "pt"), legend.position = "bottom",
       plot.margin = ggplot2::margin(4, 4, 4, 4),
       plot.caption = ggplot2::element_text(hjust = 0, size = 8.5, margin = ggplot2::margin(6, 0, 0, 0)),

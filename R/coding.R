@@ -265,10 +265,16 @@ autoplot.tv_plan <- function(object, ...) {
     ggplot2::geom_hline(yintercept = object$width[1], linetype = "dashed", colour = "grey50") +
     ggplot2::geom_line(linewidth = 0.8) +
     ggplot2::geom_vline(data = object, ggplot2::aes(xintercept = .data$n_ppi), colour = "grey30", linetype = "dotted") +
+    ggplot2::geom_label(data = object, ggplot2::aes(x = .data$n_ppi, y = Inf, label = format_count(.data$n_ppi)),
+                        inherit.aes = FALSE, vjust = 1.2, size = 3, label.size = 0, colour = "grey20") +
     ggplot2::facet_wrap(~class) +
-    ggplot2::scale_x_log10() +
+    # Decades only, with thousands marks: neighbouring panels' end labels
+    # ran together ("100010") with the default breaks.
+    ggplot2::scale_x_log10(breaks = 10^(1:7), labels = function(x) ifelse(is.na(x), NA, format_count(x)),
+                           expand = ggplot2::expansion(mult = 0.03)) +
     ggplot2::labs(x = "Images hand-coded (log scale)", y = sprintf("Expected width of the %g%% interval", 100 * object$level[1]),
                   colour = NULL, title = "How many images to hand-code",
                   subtitle = sprintf("Dashed: target width %g; dotted: images PPI needs", object$width[1])) +
-    ggplot2::theme_minimal() + ggplot2::theme(legend.position = "bottom")
+    ggplot2::theme_minimal() +
+    ggplot2::theme(legend.position = "bottom", panel.spacing.x = ggplot2::unit(1.5, "lines"))
 }

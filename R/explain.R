@@ -157,7 +157,7 @@ plot_explanations <- function(x, n = 12, alpha = 0.5, truth = label, ncol = NULL
     path = shown$path, truth = if (length(truth_col)) as.character(shown[[truth_col]]) else NA_character_,
     prediction = shown$class, probability = shown$probability
   )
-  ncol <- ncol %||% min(nrow(panels), 6)
+  ncol <- ncol %||% balanced_columns(nrow(panels), aspect = 7 / 5 * 1.4)
   check_count(ncol)
   pre <- attr(x, "preprocessing") %||% list(resize = "rescale_crop", image_size = NULL)
   rasters <- explanation_rasters(shown$path, shown$heatmap, pre$resize, alpha)
@@ -166,8 +166,10 @@ plot_explanations <- function(x, n = 12, alpha = 0.5, truth = label, ncol = NULL
                      title = "Grad-CAM: where the model found the evidence", text_size = 7)
   classes <- attr(x, "classes") %||% sort(unique(c(panels$truth, panels$prediction)))
   p + class_scale(classes, "Truth", shown = panels$truth, legend = FALSE) +
-    ggplot2::labs(caption = wrap_caption(caption))
+    ggplot2::labs(caption = wrap_caption(caption %||% HEAT_CAPTION, gallery_caption_width(ncol)))
 }
+
+HEAT_CAPTION <- "Grad-CAM heat over the network input in grey: from purple (little evidence for the class) to yellow (the most)."
 
 check_explanations <- function(x, call = caller_env()) {
   if (!is.data.frame(x) || !all(c("path", "class", "probability", "heatmap") %in% names(x))) {
@@ -196,11 +198,15 @@ explanation_rasters <- function(paths, heatmaps, resize, alpha) {
 # An image (h x w x 3, 0-255) with a heatmap (h x w, 0-1) blended over it,
 # from pale yellow to dark red, with opacity `alpha * sqrt(heat)`: cold parts
 # show the image untouched, and the square root keeps middling heat visible.
+# The photo in grey, so that the heat's colours stand out on any photo (on
+# green grass a yellow-red heat over full colour was barely visible), with
+# the heat laid over it more opaquely where it is stronger; cold pixels stay grey.
 heat_overlay <- function(image, heat, alpha) {
-  palette <- grDevices::col2rgb(grDevices::hcl.colors(256, "YlOrRd", rev = TRUE)) / 255
+  palette <- grDevices::col2rgb(grDevices::hcl.colors(256, "Inferno")) / 255
   colour <- palette[, pmin(256L, as.integer(heat * 255) + 1L), drop = FALSE]
   weight <- alpha * sqrt(as.vector(heat))
-  blend <- function(k) pmin(1, (1 - weight) * as.vector(image[, , k]) / 255 + weight * colour[k, ])
+  grey <- (0.299 * image[, , 1] + 0.587 * image[, , 2] + 0.114 * image[, , 3]) / 255
+  blend <- function(k) pmin(1, (1 - weight) * as.vector(grey) + weight * colour[k, ])
   out <- grDevices::rgb(blend(1), blend(2), blend(3))
   grDevices::as.raster(matrix(out, nrow = nrow(heat)))
 }

@@ -263,7 +263,7 @@ label_image_ui <- function(st, base, i) {
 label_side_ui <- function(st) {
   p <- label_progress(st)
   shiny::tagList(
-    shiny::div(class = "tv-label-file", basename(st$paths[[st$i]])),
+    shiny::div(class = "tv-label-file", breakable_name(basename(st$paths[[st$i]]))),
     shiny::div(class = "tv-label-count", sprintf("Image %d of %d", st$i, p$n)),
     shiny::div(class = "tv-label-bar", shiny::div(style = sprintf("width:%.1f%%", 100 * (p$labelled + p$skipped) / p$n))),
     shiny::div(class = "tv-label-count", sprintf("%s: %d labelled, %d skipped, %d to go", st$coder,
@@ -329,4 +329,13 @@ label_help_ui <- function(mode) {
     shiny::p("Every key is saved before the next is sent (\"keys pending\" counts those not saved yet).",
              "Run the same call again to continue where you left off.")
   )
+}
+
+# A long file name wraps after its separators (_ - . and spaces), not in the
+# middle of a word; a single overlong word still wraps (CSS overflow-wrap).
+breakable_name <- function(name) {
+  parts <- regmatches(name, gregexpr("[^_.-]*[_.-]*", name))[[1]]
+  escaped <- vapply(parts[nzchar(parts)], function(p) as.character(shiny::span(p)), "")
+  # <span>s with <wbr> between them and no whitespace, so the text reads as the name
+  shiny::HTML(gsub("</?span>", "", paste(escaped, collapse = "<wbr>")))
 }

@@ -95,7 +95,10 @@ gallery_theme <- function() {
     )
 }
 
-wrap_caption <- function(caption, width = 110) {
+# A gallery of fixed-aspect cells is only as wide as its columns: so is its caption.
+gallery_caption_width <- function(ncol) min(90, 30 * ncol)
+
+wrap_caption <- function(caption, width = 90) {
   if (is.null(caption)) return(NULL)
   paste(strwrap(caption, width), collapse = "\n")
 }
@@ -143,9 +146,15 @@ thumbnail_cells <- function(paths, panel, ncol) {
   )
 }
 
-truncate_name <- function(x, width) {
+# A file name that fits `width` characters: too long, it loses its extension,
+# then its middle, so the end that tells "tape2" from "tape3" stays.
+truncate_name <- function(x, width, file = TRUE) {
   long <- nchar(x) > width
-  x[long] <- paste0(substr(x[long], 1, width - 3), "...")
+  if (file) x[long] <- tools::file_path_sans_ext(x[long])
+  still <- nchar(x) > width
+  head <- ceiling((width - 1) / 2)
+  tail <- width - 1 - head
+  x[still] <- paste0(substr(x[still], 1, head), "\u2026", substr(x[still], nchar(x[still]) - tail + 1, nchar(x[still])))
   x
 }
 
@@ -187,13 +196,20 @@ square_panels <- function(rasters, titles, size, ncol) {
   p + ggplot2::facet_wrap(ggplot2::vars(.data$.panel), ncol = ncol) +
     ggplot2::coord_fixed(xlim = c(0, size), ylim = c(0, size), expand = FALSE) +
     gallery_theme() +
-    ggplot2::theme(strip.text = ggplot2::element_text(margin = ggplot2::margin(4, 0, 4, 0)),
-                   panel.spacing = ggplot2::unit(6, "pt"))
+    # Titles may be wider than a small panel: drawn whole, not clipped to it.
+    ggplot2::theme(strip.text = ggplot2::element_text(margin = ggplot2::margin(4, 0, 4, 0), lineheight = 0.9),
+                   strip.clip = "off", panel.spacing = ggplot2::unit(6, "pt"))
 }
 
 # Columns for n square panels that fill a landscape 7 x 5 page best.
 page_columns <- function(n, aspect = 7 / 5) {
   as.integer(min(n, max(1, ceiling(sqrt(n * aspect)))))
+}
+
+# As many rows as page_columns() needs, with the panels spread evenly over
+# them (6 panels: 3 + 3, not 4 + 2).
+balanced_columns <- function(n, aspect = 7 / 5) {
+  as.integer(ceiling(n / ceiling(n / page_columns(n, aspect))))
 }
 
 array_raster <- function(a) grDevices::as.raster(a / 255)
@@ -226,8 +242,8 @@ plot_resizing <- function(path, size = 224, caption = NULL) {
   original <- read_thumbnails(path, size = 4L * as.integer(size))[[1]]
   info <- image_info_of(path)
   titles <- c(
-    sprintf("original (%d x %d)", info$width, info$height),
-    "squish", "crop", "pad", "rescale + crop (default)"
+    sprintf("original\n%d x %d", info$width, info$height),
+    "squish", "crop", "pad", "rescale + crop\n(the default)"
   )
   rasters <- c(list(original), lapply(modes[c("squish", "crop", "pad", "rescale_crop")], array_raster))
   caption <- caption %||% sprintf("Network input: %d x %d pixels.", size, size)
@@ -349,14 +365,15 @@ plot_errors <- function(data, truth, estimate = .pred_class, ..., n = 12, path =
   errors <- ranked_errors(data, cols, path_col)
   if (nrow(errors) == 0) return(no_errors_plot(sum(!is.na(data[[cols$truth]]))))
   shown <- errors[seq_len(min(n, nrow(errors))), ]
-  ncol <- ncol %||% min(nrow(shown), 4)
+  ncol <- ncol %||% balanced_columns(nrow(shown), aspect = 7 / 5 * 1.4)
   check_count(ncol)
   size <- size %||% sharp_size(ncol)
   check_count(size)
   thumbs <- if (explain) error_explanations(fit, shown, alpha) else read_thumbnails(shown$path, as.integer(size))
   p <- error_gallery(shown, thumbs, ncol, nrow(errors))
+  if (explain) caption <- caption %||% HEAT_CAPTION
   p + class_scale(all_classes(data, cols), "Truth", shown = shown$truth) +
-    ggplot2::labs(caption = wrap_caption(caption))
+    ggplot2::labs(caption = wrap_caption(caption, gallery_caption_width(ncol)))
 }
 
 # Every class `data` knows of, so class_colours() maps them as other plots do.

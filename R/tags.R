@@ -335,8 +335,8 @@ format.tv_tag_validation <- function(x, ...) {
             shown, format(x$min_confidence), lv[1], sum(cm$n)),
     "",
     sprintf("%-16s %14s %14s", "", paste("tagged"), "not tagged"),
-    sprintf("%-16s %14d %14d", truncate_name(lv[1], 16), n(lv[1], lv[1]), n(lv[1], lv[2])),
-    sprintf("%-16s %14d %14d", truncate_name(lv[2], 16), n(lv[2], lv[1]), n(lv[2], lv[2])),
+    sprintf("%-16s %14d %14d", truncate_name(lv[1], 16, file = FALSE), n(lv[1], lv[1]), n(lv[1], lv[2])),
+    sprintf("%-16s %14d %14d", truncate_name(lv[2], 16, file = FALSE), n(lv[2], lv[1]), n(lv[2], lv[2])),
     "",
     vapply(c("accuracy", "precision", "recall", "f1"), fmt, character(1), USE.NAMES = FALSE))
 }

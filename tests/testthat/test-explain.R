@@ -129,7 +129,7 @@ test_that("plot_explanations() and plot_errors(explain = TRUE) draw heatmaps ove
   expect_error(plot_errors(val, label, explain = TRUE), class = "tidyvision_error_bad_argument")
 })
 
-test_that("the overlay blends heat into the image, leaving cold pixels untouched", {
+test_that("the overlay blends heat into the image in grey, leaving cold pixels untouched", {
   image <- array(128, c(2, 2, 3))
   heat <- matrix(c(0, 1, 0, 0.5), 2)
   r <- heat_overlay(image, heat, alpha = 0.5)
@@ -137,6 +137,10 @@ test_that("the overlay blends heat into the image, leaving cold pixels untouched
   expect_equal(as.vector(r[1, 1]), grDevices::rgb(128, 128, 128, maxColorValue = 255))
   expect_equal(as.vector(r[1, 2]), as.vector(r[1, 1]))  # heat 0 too
   expect_false(as.vector(r[2, 1]) == as.vector(r[1, 1]))  # heat 1
+  # A colour photo goes grey under the heat, so the heat's colours show on any photo.
+  green <- array(c(0, 200, 0), c(1, 1, 3))[rep(1, 2), rep(1, 2), ]
+  cold <- grDevices::col2rgb(as.vector(heat_overlay(green, matrix(0, 2, 2), alpha = 0.5)[1, 1]))
+  expect_equal(as.vector(cold), rep(round(0.587 * 200), 3), tolerance = 1)
 })
 
 test_that("EfficientNet-Lite1 and Lite2 fine-tune offline on the example photos, above chance", {

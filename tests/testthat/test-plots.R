@@ -27,12 +27,12 @@ test_that("plot_resizing() draws the engine's four resize modes next to the orig
   p <- plot_resizing(photo)
   expect_s3_class(p, "ggplot")
   rasters <- plot_rasters(p)
-  expect_equal(names(rasters), c("original (320 x 180)", "squish", "crop", "pad",
-                                 "rescale + crop (default)"))
+  expect_equal(names(rasters), c("original\n320 x 180", "squish", "crop", "pad",
+                                 "rescale + crop\n(the default)"))
   for (r in rasters[-1]) expect_equal(dim(r), c(224, 224))
   # The very pixels predict() feeds the network, decoded as it decodes them.
   eng <- tidyvision:::engine
-  modes <- c(squish = "squish", crop = "crop", pad = "pad", "rescale + crop (default)" = "rescale_crop")
+  modes <- c(squish = "squish", crop = "crop", pad = "pad", "rescale + crop\n(the default)" = "rescale_crop")
   for (panel in names(modes)) {
     min_side <- eng$transforms$decode_min_side(modes[[panel]], 224L)
     im <- eng$images$load_rgb(normalizePath(photo), min_side)
@@ -209,4 +209,30 @@ test_that("plot_errors() with no mistakes says so; bad input is classed", {
   expect_error(plot_errors(val, label, n = 0), class = "tidyvision_error_bad_argument")
   expect_error(plot_errors(val, label, nope), class = "tidyvision_error_missing_column")
   expect_error(plot_errors(val[-1], label), class = "tidyvision_error_missing_column")
+})
+
+test_that("figures for a paper: names keep their distinguishing end, panels spread evenly, decades labelled", {
+  short <- tidyvision:::truncate_name(c("measuring_tape2.jpg", "measuring_tape3.jpg", "cat.jpg"), 13)
+  expect_equal(short[3], "cat.jpg")
+  expect_false(anyDuplicated(short) > 0)
+  expect_true(all(nchar(short) <= 13))
+  expect_match(short[1], "tape2$")
+  expect_equal(tidyvision:::truncate_name("not protest at all", 10, file = FALSE), "not p\u2026 all")
+  expect_equal(tidyvision:::balanced_columns(6, 7 / 5 * 1.4), 3L)
+  expect_equal(tidyvision:::balanced_columns(4, 7 / 5 * 1.4), 2L)
+  expect_equal(tidyvision:::balanced_columns(1), 1L)
+  # The label app's file name breaks after separators only, and reads as the name.
+  html <- as.character(tidyvision:::breakable_name("neuschwanstein_castle-at<dusk>.jpg"))
+  expect_equal(html, "neuschwanstein_<wbr>castle-<wbr>at&lt;dusk&gt;.<wbr>jpg")
+})
+
+test_that("plan_coding()'s plot labels decades with thousands marks, so panels' labels never run together", {
+  skip_if_no_engine()
+  preds <- tibble::tibble(path = paste0(1:5000, ".jpg"),
+                          .pred_class = factor(rep(c("anger", "fear", "joy", "sad"), 1250)))
+  p <- ggplot2::autoplot(plan_coding(preds, correlation = 0.6))
+  built <- ggplot2::ggplot_build(p)
+  labels <- built$layout$panel_params[[1]]$x$get_labels()
+  expect_equal(labels[!is.na(labels)], c("10", "100", "1,000"))
+  expect_equal(ggplot2::calc_element("panel.spacing.x", ggplot2::theme_get() + p$theme), ggplot2::unit(1.5, "lines"))
 })
