@@ -29,8 +29,12 @@
 #' which phash misses. Images are embedded with `backbone` (see
 #' [image_embeddings()]; an `embedding` column of `images` is used as it
 #' is), and two images are copies when the cosine similarity of their
-#' embeddings is at least `threshold`; `distance` is then 1 - cosine
-#' similarity. The default `threshold = 0.85` comes from a test on the 89
+#' embeddings is at least `threshold`, or when their perceptual hashes are
+#' within `max_distance` bits: the semantic groups hold every plain copy
+#' phash finds (a half-size copy can fall below the threshold: on the 89
+#' shipped photos the cosine alone missed 4 of 89 half-size copies, see
+#' `bench/semantic_copies.R`). `distance` is 1 - cosine similarity to the
+#' group's first image. The default `threshold = 0.85` comes from a test on the 89
 #' shipped photos with EfficientNet-Lite0: any two different photos had a
 #' similarity of at most 0.72 (median 0.23; the closest pair, two photos of
 #' scissors), while at 0.85 it found all mirrored and re-coloured copies,

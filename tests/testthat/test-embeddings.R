@@ -93,6 +93,25 @@ test_that("a meme copy is found by method = 'embedding' and missed by phash at i
                class = "tidyvision_error_bad_argument")
 })
 
+test_that("method = 'embedding' holds every plain copy the hash finds (half size, JPEG q40)", {
+  skip_if_no_engine()
+  src <- list.files(system.file("extdata", "images", package = "tidyvision"), recursive = TRUE,
+                    full.names = TRUE)[seq(1, 89, by = 9)]
+  dir <- withr::local_tempdir()
+  fx <- fixtures()
+  copies <- unlist(lapply(seq_along(src), function(i) {
+    c(fx$write_copy(src[i], file.path(dir, sprintf("%02d_half.png", i)), "half"),
+      fx$write_copy(src[i], file.path(dir, sprintf("%02d_q40.jpg", i)), "jpeg40"))
+  }))
+  paths <- c(src, copies)
+  source_of <- c(seq_along(src), rep(seq_along(src), each = 2))
+  phash <- find_duplicates(paths, method = "phash", verbose = FALSE)
+  semantic <- find_duplicates(paths, method = "embedding", threshold = 0.99, verbose = FALSE)
+  same <- function(g) outer(g, g, "==")
+  expect_true(all(same(semantic$group)[same(phash$group)]))  # a superset of the hash's pairs
+  expect_equal(semantic$group, source_of)  # each copy with its source, and nothing else
+})
+
 test_that("find_duplicates(method = 'embedding') shows its progress bars", {
   skip_if_no_engine()
   s <- augmented_set()

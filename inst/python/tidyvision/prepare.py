@@ -157,15 +157,18 @@ def group_hashes(hashes, method, max_distance):
     return group, is_first, hamming(h, h[first]).astype(np.int64)
 
 
-def group_embeddings(x, threshold, progress=None):
+def group_embeddings(x, threshold, progress=None, pairs=None):
     """(group, is_first, distance = 1 - cosine to the group's first) for
-    rows of ``x`` that are all finite."""
+    rows of ``x`` that are all finite; ``pairs`` (rows, cols) join more."""
     from .embeddings import close_pairs as cosine_pairs, unit_rows
     n = len(x)
     if n == 0:
         return np.empty(0, np.int64), np.empty(0, bool), np.empty(0)
     u = unit_rows(x)
-    group = components(n, *cosine_pairs(u, float(threshold), progress=progress, unit=True))
+    rows, cols = cosine_pairs(u, float(threshold), progress=progress, unit=True)
+    if pairs is not None:
+        rows, cols = np.concatenate([rows, pairs[0]]), np.concatenate([cols, pairs[1]])
+    group = components(n, rows, cols)
     first, is_first = firsts(group)
     dist = np.clip(1 - np.einsum("ij,ij->i", u, u[first]).astype(np.float64), 0, 2)
     dist[is_first] = 0  # not a rounding error away from it
@@ -193,7 +196,7 @@ def find_duplicates(paths, method="phash", max_distance=DEFAULT_MAX_DISTANCE, sk
     todo = [i for i, s in enumerate(skip) if not s]
     if method == "embedding":
         ok, problems, (group, is_first, dist) = _by_embedding(
-            [paths[i] for i in todo], embedding, todo, threshold, progress, model)
+            [paths[i] for i in todo], embedding, todo, threshold, int(max_distance), progress, model)
     else:
         hashes, problems = hash_files([paths[i] for i in todo], method, progress, workers)
         ok = [k for k, h in enumerate(hashes) if h is not None]
@@ -211,12 +214,27 @@ def find_duplicates(paths, method="phash", max_distance=DEFAULT_MAX_DISTANCE, sk
     return out
 
 
-def _by_embedding(paths, embedding, todo, threshold, progress, model):
-    """(usable positions, problems, grouping) of ``paths`` by their embeddings."""
+def _by_embedding(paths, embedding, todo, threshold, max_distance, progress, model):
+    """(usable positions, problems, grouping) of ``paths`` by their embeddings,
+    joined with the perceptual-hash pairs: a half-size or JPEG-q40 copy can sit
+    below the cosine threshold (median 0.79 for half size), and the semantic
+    groups must hold every plain copy the hash finds."""
     from .embeddings import vectors
     if embedding is not None and len(todo) < len(embedding):
         embedding = np.asarray(embedding)[todo]
     x, problems = vectors(paths, embedding, progress, **model)
     ok = [k for k, p in enumerate(problems) if p is None]
     # indexing copies: skip it when every row is usable (20,000 x 1280 is 100 MB)
-    return ok, problems, group_embeddings(x if len(ok) == len(x) else x[ok], threshold, progress)
+    return ok, problems, group_embeddings(x if len(ok) == len(x) else x[ok], threshold, progress,
+                                          pairs=_hash_pairs([paths[k] for k in ok], max_distance))
+
+
+def _hash_pairs(paths, max_distance):
+    """Pairs (positions in ``paths``) within ``max_distance`` bits of perceptual hash."""
+    hashes, _ = hash_files(paths, "phash")
+    have = np.array([k for k, h in enumerate(hashes) if h is not None], np.int64)
+    if len(have) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    h = np.asarray([hashes[k] for k in have], dtype=np.uint64).reshape(len(have), -1)
+    rows, cols = close_pairs(h, max_distance)
+    return have[rows], have[cols]
