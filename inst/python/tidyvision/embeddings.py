@@ -211,14 +211,23 @@ def close_pairs(x, threshold, block=BLOCK, progress=None, unit=False):
     return np.concatenate(rows), np.concatenate(cols)
 
 
-def _head(seed, C=1.0):
+def _head(seed, C=1.0, rows="standard"):
+    """Logistic regression on standardised embeddings (``rows = "standard"``:
+    the most accurate head, for suggestions and learning curves), or on
+    unit-length rows (``"unit"``: the better-calibrated one, for ranking
+    labels by their out-of-fold probability). Standardising each of the
+    1,280 features blows the near-constant ones up into noise, which makes
+    the probabilities overconfident: they ranked flipped labels worse than
+    cleanlab's reference (plain logistic regression), badly so on harder
+    images, where unit rows ranked them at least as well (bench/label_issues.py)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
+    from sklearn.preprocessing import Normalizer, StandardScaler
+    scale = Normalizer() if rows == "unit" else StandardScaler()
+    return make_pipeline(scale, LogisticRegression(C=C, max_iter=2000, random_state=seed))
 
 
-def fit_predict(train_x, train_y, test_x, n_classes, seed=1, C=1.0):
+def fit_predict(train_x, train_y, test_x, n_classes, seed=1, C=1.0, rows="standard"):
     """Probabilities (n_test, n_classes) of a linear head fitted on embeddings.
     Classes absent from the training rows get probability 0."""
     train_x, test_x = np.asarray(train_x, np.float32), np.asarray(test_x, np.float32)
@@ -228,12 +237,12 @@ def fit_predict(train_x, train_y, test_x, n_classes, seed=1, C=1.0):
     if len(present) == 1:
         out[:, present[0]] = 1.0
         return out
-    head = _head(int(seed), C).fit(train_x, train_y)
+    head = _head(int(seed), C, rows).fit(train_x, train_y)
     out[:, head.classes_] = head.predict_proba(test_x)
     return out
 
 
-def out_of_fold(x, y, n_classes, folds=5, seed=1, C=1.0):
+def out_of_fold(x, y, n_classes, folds=5, seed=1, C=1.0, rows="unit"):
     """Out-of-fold probabilities: each row predicted by a head that never saw
     it (stratified folds), as confident learning needs."""
     from sklearn.model_selection import StratifiedKFold
@@ -241,5 +250,5 @@ def out_of_fold(x, y, n_classes, folds=5, seed=1, C=1.0):
     out = np.zeros((len(y), int(n_classes)), np.float64)
     splitter = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=int(seed))
     for train, test in splitter.split(x, y):
-        out[test] = fit_predict(x[train], y[train], x[test], n_classes, seed, C)
+        out[test] = fit_predict(x[train], y[train], x[test], n_classes, seed, C, rows)
     return out

@@ -1,7 +1,8 @@
 """Label issues by confident learning (Northcutt, Jiang & Chuang, JAIR 2021)
-through cleanlab: out-of-fold probabilities from linear heads on cached
-embeddings, then cleanlab's defaults (``prune_by_noise_rate`` for the
-issues, self-confidence for the label quality)."""
+through cleanlab: out-of-fold probabilities from linear heads on cached,
+unit-length embeddings (calibrated enough to rank: see embeddings._head),
+then cleanlab's defaults (``prune_by_noise_rate`` for the issues,
+self-confidence for the label quality)."""
 import numpy as np
 
 from . import embeddings
