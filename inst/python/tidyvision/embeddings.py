@@ -133,10 +133,13 @@ def similar(query, pool, k=5, exclude=None, query_embedding=None, pool_embedding
     unless its embeddings are given; also each side's problems."""
     q, q_problems = vectors(query, query_embedding, progress, **model)
     p, p_problems = vectors(pool, pool_embedding, progress, **model)
-    check(q.shape[1] == p.shape[1], "bad_argument",
-          f"The query embeddings have {q.shape[1]} dimensions and the pool's {p.shape[1]}: "
-          "embed both with the same backbone.")
-    out = nearest(q, p, k, exclude)
+    if 0 in q.shape or 0 in p.shape:  # no image, or none readable, on one side: no neighbours
+        out = {key: np.empty(0) for key in ("query", "neighbour", "rank", "distance")}
+    else:
+        check(q.shape[1] == p.shape[1], "bad_argument",
+              f"The query embeddings have {q.shape[1]} dimensions and the pool's {p.shape[1]}: "
+              "embed both with the same backbone.")
+        out = nearest(q, p, k, exclude)
     out.update(query_problem=q_problems, pool_problem=p_problems)
     return out
 
