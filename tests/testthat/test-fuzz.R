@@ -140,6 +140,22 @@ test_that("plain-R verbs take only what they can use", {
   expect_fuzz("label_disagreements", list(labels = d$labels), paths = "labels")
 })
 
+test_that("the generics and class_colours() name the argument and what it takes", {
+  expect_error(describe(42), "`x`.*classifier", class = "tidyvision_error_bad_argument")
+  expect_error(fit_history(NULL), "`x`.*classifier", class = "tidyvision_error_bad_argument")
+  expect_error(image_metrics("x"), "`data`.*data frame", class = "tidyvision_error_bad_argument")
+  expect_error(image_accuracy(42), "image_accuracy_vec", class = "tidyvision_error_bad_argument")
+  expect_error(ggplot2::autoplot(42), "`object`.*tidyvision result", class = "tidyvision_error_bad_argument")
+  expect_error(autoplot(object = NULL), "`object`", class = "tidyvision_error_bad_argument")
+  expect_error(augment(tibble::tibble()), "`x`.*classifier", class = "tidyvision_error_bad_argument")
+  expect_error(explain("a.jpg"), "`x`.*classifier", class = "tidyvision_error_bad_argument")
+  expect_error(class_colours(42), "`classes`.*not 42", class = "tidyvision_error_bad_argument")
+  expect_error(class_colours(NULL), "`classes`", class = "tidyvision_error_bad_argument")
+  expect_error(class_colours(NA), "`classes`", class = "tidyvision_error_bad_argument")
+  expect_equal(class_colours(c("b", "a", "b")), c(a = "#0072B2", b = "#E69F00"))
+  expect_equal(names(class_colours(factor(character(), levels = c("y", "x")))), c("y", "x"))
+})
+
 test_that("the generics answer what they can't use with a classed error", {
   for (fn in c("describe", "fit_history", "autoplot", "augment", "explain", "select_best")) {
     f <- getExportedValue("tidyvision", fn)
@@ -204,7 +220,7 @@ test_that("the engine verbs take only what they can use", {
   expect_fuzz("suggest_labels", c(list(fit = e$fit, unlabeled = e$sep[1:4, ], n = 2, strategy = "margin",
                                        diversity = FALSE, seed = 1, image_size = 32, batch_size = 4), quiet),
               paths = "unlabeled", expect = list(unlabeled = image_outcomes(empty = an_error("no_images"))))
-  expect_fuzz("explain", c(list(x = e$fit, images = e$sep[1:2, ], class = NULL, batch_size = 4, dir = NULL,
+  expect_fuzz("explain", c(list(x = e$fit, images = e$sep[1, ], class = NULL, batch_size = 4, dir = NULL,
                                 overwrite = TRUE), quiet),
               paths = c("images", "dir"),
               expect = list(images = image_outcomes(), class = list(null = made),
