@@ -130,9 +130,10 @@ check_caption <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
   }
 }
 
-check_column_name <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+# One non-empty string; `what` says what it names.
+check_string <- function(x, what, arg = rlang::caller_arg(x), call = caller_env()) {
   if (!rlang::is_string(x) || is.na(x) || !nzchar(x)) {
-    tv_abort("{.arg {arg}} must be a column name (a string), not {shown_value(x)}.",
+    tv_abort("{.arg {arg}} must be {what} (a string), not {shown_value(x)}.",
              class = "bad_argument", call = call)
   }
 }

@@ -58,8 +58,8 @@
 #' image_files(imgs$path[1:3])
 image_files <- function(path, labels = NULL, by = NULL, label_col = "label", recursive = TRUE) {
   check_flag(recursive)
-  check_column_name(label_col)
-  if (!is.null(by)) check_column_name(by)
+  check_string(label_col, "a column name")
+  if (!is.null(by)) check_string(by, "a column name")
   where <- image_source(path)
   cols <- if (is.null(where$files)) {
     engine_call("images.list_images", where$root, recursive = recursive)

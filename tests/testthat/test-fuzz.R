@@ -311,3 +311,16 @@ test_that("a folder that can't be written is named, not reported as a bug", {
                class = "tidyvision_error_not_writable")
   expect_length(list.files(locked, all.files = TRUE, no.. = TRUE), 0)
 })
+
+test_that("install_tidyvision() checks its arguments before making anything", {
+  # (not in the loop: a valid-looking bad name would make a virtualenv)
+  for (bad in list(NULL, NA, -1.5, "", tibble::tibble())) {
+    expect_error(install_tidyvision(envname = bad), "envname", class = "tidyvision_error_bad_argument")
+    expect_error(install_tidyvision(force = bad), "force", class = "tidyvision_error_bad_argument")
+    expect_error(install_tidyvision(quiet = bad), "quiet", class = "tidyvision_error_bad_argument")
+  }
+  files <- fuzz_files()
+  for (bad in list(NA, -1.5, files$missing, files$folder)) {
+    expect_error(install_tidyvision(python = bad), "python", class = "tidyvision_error_bad_argument")
+  }
+})
