@@ -121,7 +121,9 @@ def vectors(paths, embedding=None, progress=None, **model):
     if embedding is None:
         res = embed(paths, progress=progress, **model)
         return res["embedding"], res["problem"]
-    x = np.asarray(embedding, np.float32).reshape(len(embedding), -1)
+    x = np.asarray(embedding, np.float32)
+    if x.ndim != 2:  # rows of a list; zero rows can't infer a width
+        x = x.reshape(len(x), -1) if x.size else np.zeros((len(x), 0), np.float32)
     check(len(x) == len(paths), "bad_argument",
           f"The embedding matrix has {len(x)} rows for {len(paths)} images.")
     return x, [None if np.isfinite(row).all() else "Its embedding is missing." for row in x]
