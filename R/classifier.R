@@ -97,12 +97,16 @@ check_classifier <- function(x, arg = rlang::caller_arg(x), call = caller_env())
 #' package versions, the sha256 of the weights and a fingerprint of the
 #' training images (sha256 over their contents and labels). The folder is
 #' written beside `dir` and renamed into place, so an interrupted save leaves
-#' nothing half-written. `load_classifier()` checks the weights against the
-#' card's sha256 and never unpickles anything.
+#' nothing half-written; the hidden `.tidyvision-save-*` folder a killed save
+#' leaves behind is removed by the next save in the same folder (never one
+#' that a save still running in another process is writing). `load_classifier()`
+#' checks the weights against the card's sha256 and never unpickles anything.
 #'
 #' @param fit A `tv_classifier`.
 #' @param dir The folder to write or read.
-#' @param overwrite Replace an existing folder.
+#' @param overwrite Replace an existing `dir`. Only a folder that holds a
+#'   saved classifier (its card and weights, nothing else) or nothing is
+#'   replaced; a folder with any other file is an error that lists them.
 #' @return `save_classifier()`: `dir`, invisibly. `load_classifier()`: a
 #'   `tv_classifier`.
 #' @export
