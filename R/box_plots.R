@@ -14,7 +14,10 @@ panel_titles <- function(paths, notes = NULL) {
 # `path`, `class`, `label` and the box in pixels of images `sizes` wide/high;
 # colours come from class_colours() of `classes` (every class of the data,
 # so figures drawn from one table colour a class alike).
-draw_boxes <- function(paths, boxes, sizes, titles, size, ncol, caption, classes = boxes$class) {
+draw_boxes <- function(paths, boxes, sizes, titles, size, ncol, caption, classes = boxes$class,
+                       call = caller_env()) {
+  check_optional_count(ncol, call = call)
+  check_caption(caption, call = call)
   thumbs <- read_thumbnails(paths, as.integer(size))
   sizes <- fill_sizes(sizes, thumbs)
   ratio <- stats::median(sizes$height / sizes$width)
@@ -78,7 +81,7 @@ panel_boxes <- function(boxes, paths, panels, fit) {
 # Boxes and their labels; ggrepel keeps labels of crowded boxes apart. The
 # colour legend only appears when it tells classes apart.
 box_layers <- function(b, ratio, classes) {
-  colours <- class_colours(c(classes, b$class))
+  colours <- palette_of(c(classes, b$class))
   list(
     ggplot2::geom_rect(data = b, ggplot2::aes(xmin = .data$xmin, xmax = .data$xmax, ymin = .data$ymin,
                                               ymax = .data$ymax, colour = .data$class),
@@ -93,11 +96,6 @@ box_layers <- function(b, ratio, classes) {
                                  guide = if (length(unique(b$class)) > 1) "legend" else "none"),
     ggplot2::scale_fill_manual(values = colours, guide = "none")
   )
-}
-
-wrap_caption <- function(caption) {
-  if (is.null(caption)) return(NULL)
-  paste(strwrap(caption, width = 90), collapse = "\n")
 }
 
 box_theme <- function() {

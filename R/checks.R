@@ -81,3 +81,59 @@ check_whole <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
 check_threshold <- function(x, call = caller_env()) {
   check_scalar(x, function(v) v > 0, "a distance > 0", "threshold", call)
 }
+
+# The default method of a generic: `x` is something the verb can't use, and
+# the error says what `arg` takes instead of R's "no applicable method".
+abort_no_method <- function(x, fn, takes, arg = "x", call = caller_env()) {
+  tv_abort(c("{.fn {fn}} can't use {.arg {arg}}: it must be {takes}, not {.obj_type_friendly {x}}."),
+           class = "bad_argument", call = call)
+}
+
+# Generics of other packages that tidyvision exports (autoplot, augment,
+# explain) answer plain R values with that error too; methods are added for
+# base types and data frames only, which none of those generics' packages
+# define, so no method of theirs is displaced.
+BASE_TYPES <- c("NULL", "logical", "numeric", "character", "list")
+FOREIGN_TAKES <- list(
+  "ggplot2::autoplot" = list(arg = "object", types = c(BASE_TYPES, "data.frame"),
+    takes = "a tidyvision result: a classifier, or the output of {.fn confusion}, {.fn tune_grid}, {.fn learning_curve}, {.fn tag_curve}, {.fn validate_tags}, {.fn plan_coding} or {.fn estimate_prevalence}"),
+  "generics::augment" = list(arg = "x", types = c(BASE_TYPES, "data.frame"),
+    takes = "a classifier from {.fn fine_tune} or identities from {.fn fit_identities}"),
+  "generics::explain" = list(arg = "x", types = c(BASE_TYPES, "data.frame"),
+    takes = "a classifier from {.fn fine_tune} or {.fn load_classifier}")
+)
+
+register_base_methods <- function() {
+  for (generic in names(FOREIGN_TAKES)) {
+    spec <- FOREIGN_TAKES[[generic]]
+    fn <- sub("^.*::", "", generic)
+    method <- no_method(fn, spec$takes, spec$arg)
+    for (type in spec$types) vctrs::s3_register(generic, type, method)
+  }
+}
+
+no_method <- function(fn, takes, arg) {
+  force(fn); force(takes); force(arg)
+  # `..1`: the object, whether it came by position or by the generic's name for it
+  function(...) abort_no_method(..1, fn, cli::format_inline(takes), arg = arg, call = rlang::caller_env(0))
+}
+
+# The plots' optional layout arguments: NULL (choose for me) or a whole number.
+check_optional_count <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  if (!is.null(x)) check_count(x, arg, call)
+}
+
+check_caption <- function(x, arg = rlang::caller_arg(x), call = caller_env()) {
+  if (!is.null(x) && !(is.character(x) && length(x) >= 1 && !anyNA(x))) {
+    tv_abort("{.arg {arg}} must be text (a string) or NULL, not {shown_value(x)}.",
+             class = "bad_argument", call = call)
+  }
+}
+
+# One non-empty string; `what` says what it names.
+check_string <- function(x, what, arg = rlang::caller_arg(x), call = caller_env()) {
+  if (!rlang::is_string(x) || is.na(x) || !nzchar(x)) {
+    tv_abort("{.arg {arg}} must be {what} (a string), not {shown_value(x)}.",
+             class = "bad_argument", call = call)
+  }
+}

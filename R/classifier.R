@@ -24,6 +24,8 @@
 predict.tv_classifier <- function(object, new_data, type = c("class", "prob"),
                                   batch_size = 64, verbose = tv_verbose(), ...) {
   type <- check_choice(type)
+  check_count(batch_size)
+  check_flag(verbose)
   probs <- predict_probs(object, image_paths(new_data), batch_size, verbose)
   if (type == "prob") return(probs)
   pred_class(probs, object$classes)
@@ -66,7 +68,8 @@ pred_class <- function(probs, classes) {
 #' fit <- fine_tune(imgs, epochs = 2, train_layers = "head")
 #' augment(fit, imgs[1:5, ])
 augment.tv_classifier <- function(x, new_data, ...) {
-  if (is.character(new_data)) new_data <- tibble::tibble(path = new_data)
+  # a folder is its images, one row each
+  if (is.character(new_data)) new_data <- tibble::tibble(path = image_paths(new_data))
   probs <- predict(x, new_data, type = "prob", ...)
   preds <- cbind(pred_class(probs, x$classes), probs)
   # As parsnip does: predictions already in `new_data` (an earlier augment()) are replaced.
@@ -99,12 +102,16 @@ check_classifier <- function(x, arg = rlang::caller_arg(x), call = caller_env())
 #' package versions, the sha256 of the weights and a fingerprint of the
 #' training images (sha256 over their contents and labels). The folder is
 #' written beside `dir` and renamed into place, so an interrupted save leaves
-#' nothing half-written. `load_classifier()` checks the weights against the
-#' card's sha256 and never unpickles anything.
+#' nothing half-written; the hidden `.tidyvision-save-*` folder a killed save
+#' leaves behind is removed by the next save in the same folder (never one
+#' that a save still running in another process is writing). `load_classifier()`
+#' checks the weights against the card's sha256 and never unpickles anything.
 #'
 #' @param fit A `tv_classifier`.
 #' @param dir The folder to write or read.
-#' @param overwrite Replace an existing folder.
+#' @param overwrite Replace an existing `dir`. Only a folder that holds a
+#'   saved classifier (its card and weights, nothing else) or nothing is
+#'   replaced; a folder with any other file is an error that lists them.
 #' @return `save_classifier()`: `dir`, invisibly. `load_classifier()`: a
 #'   `tv_classifier`.
 #' @export
@@ -116,15 +123,15 @@ check_classifier <- function(x, arg = rlang::caller_arg(x), call = caller_env())
 #' fit2 <- load_classifier(dir)
 save_classifier <- function(fit, dir, overwrite = FALSE) {
   fit <- check_classifier(fit)
+  check_output_dir(dir)
   check_flag(overwrite)
-  if (file.exists(dir) && !overwrite) {
-    tv_abort(c("{.path {dir}} already exists.", i = "Use {.code overwrite = TRUE} to replace it."),
-             class = "exists")
-  }
-  parent <- dirname(normalizePath(dir, mustWork = FALSE))
-  dir.create(parent, showWarnings = FALSE, recursive = TRUE)
-  tmp <- tempfile(".tidyvision-save-", tmpdir = parent)
-  dir.create(tmp)
+  dir <- expand_paths(dir)
+  check_replaceable(dir, overwrite)
+  parent <- dirname(dir)
+  if (!dir.exists(parent) && !dir.create(parent, showWarnings = FALSE, recursive = TRUE)) abort_not_writable(parent)
+  clean_stale_temps(parent)
+  tmp <- temp_beside(dir, "save")
+  if (!dir.create(tmp, showWarnings = FALSE)) abort_not_writable(parent)
   on.exit(unlink(tmp, recursive = TRUE), add = TRUE)
   if (!file.copy(fit$weights, file.path(tmp, "model.safetensors"))) {
     tv_abort(c("Can't copy the weights to {.path {parent}}.",
@@ -134,6 +141,36 @@ save_classifier <- function(fit, dir, overwrite = FALSE) {
              file.path(tmp, "tidyvision.json"))
   replace_dir(tmp, dir)
   invisible(dir)
+}
+
+# What save_classifier() writes, and what a file manager adds on its own.
+MODEL_FILES <- c("model.safetensors", "tidyvision.json")
+SYSTEM_FILES <- c(".DS_Store", "Thumbs.db", "desktop.ini")
+
+# `overwrite = TRUE` replaces a saved classifier (its card, its weights and
+# nothing else), or an empty folder; a folder holding anything a user put
+# there is never deleted.
+check_replaceable <- function(dir, overwrite, call = caller_env()) {
+  if (!file.exists(dir)) return(invisible())
+  if (!overwrite) {
+    tv_abort(c("{.path {dir}} already exists.", i = "Use {.code overwrite = TRUE} to replace it."),
+             class = "exists", call = call)
+  }
+  inside <- list.files(dir, all.files = TRUE, no.. = TRUE)
+  foreign <- setdiff(inside, c(MODEL_FILES, SYSTEM_FILES))
+  if (length(foreign) == 0 && (length(intersect(inside, MODEL_FILES)) == 0 || is_saved_classifier(dir))) {
+    return(invisible())
+  }
+  tv_abort(c("{.path {dir}} is not a saved classifier, so {.code overwrite = TRUE} won't replace it.",
+             i = "It holds {length(inside)} file{?s} or folder{?s}, {length(foreign)} of them not written by {.fn save_classifier}:",
+             bullets_of(c(foreign, setdiff(inside, foreign))),
+             i = "Choose another {.arg dir}, or move those files away first."),
+           class = c("not_a_model_folder", "exists"), call = call)
+}
+
+is_saved_classifier <- function(dir) {
+  card <- tryCatch(jsonlite::fromJSON(file.path(dir, "tidyvision.json")), error = function(e) NULL)
+  all(file.exists(file.path(dir, MODEL_FILES))) && identical(card$format, "tidyvision-classifier")
 }
 
 classifier_card <- function(fit) {
@@ -165,8 +202,8 @@ tv_versions <- function() engine_call("config.versions")
 replace_dir <- function(tmp, dir) {
   old <- NULL
   if (file.exists(dir)) {
-    old <- tempfile(".tidyvision-old-", tmpdir = dirname(normalizePath(dir)))
-    file.rename(dir, old)
+    old <- temp_beside(normalizePath(dir), "old")
+    if (!file.rename(dir, old)) abort_not_writable(dirname(dir))
   }
   if (!file.rename(tmp, dir)) {
     if (!is.null(old)) file.rename(old, dir)
@@ -178,6 +215,7 @@ replace_dir <- function(tmp, dir) {
 #' @rdname save_classifier
 #' @export
 load_classifier <- function(dir) {
+  dir <- check_folder(dir)
   card_path <- file.path(dir, "tidyvision.json")
   weights <- file.path(dir, "model.safetensors")
   if (!file.exists(card_path)) {
@@ -190,7 +228,7 @@ load_classifier <- function(dir) {
                i = if (length(pickles)) "tidyvision never loads pickled weights ({.file {pickles}})."),
              class = if (length(pickles)) "weights_unsafe" else "weights_missing")
   }
-  card <- jsonlite::fromJSON(card_path, simplifyVector = TRUE)
+  card <- read_card(card_path)
   digest <- engine_call("backbones.weights_digest", normalizePath(weights))
   if (!identical(digest, card$sha256)) {
     tv_abort(c("The weights in {.path {weights}} don't match the card's sha256.",
@@ -198,6 +236,21 @@ load_classifier <- function(dir) {
              class = "weights_tampered")
   }
   classifier_from_card(card, normalizePath(weights))
+}
+
+# The card, or an error naming it when it is damaged (cut short, edited by
+# hand, or not a classifier's card).
+read_card <- function(path, call = caller_env()) {
+  card <- tryCatch(jsonlite::fromJSON(path, simplifyVector = TRUE), error = function(e) e)
+  fields <- c("classes", "backbone", "preprocessing", "sha256")
+  if (inherits(card, "error") || !is.list(card) || !identical(card$format, "tidyvision-classifier") ||
+      !all(fields %in% names(card))) {
+    why <- if (inherits(card, "error")) conditionMessage(card) else "it is not a tidyvision classifier card"
+    tv_abort(c("The card {.path {path}} is damaged: {why}.",
+               i = "Save the classifier again with {.fn save_classifier}, or restore the folder from a backup."),
+             class = "card_unreadable", call = call)
+  }
+  card
 }
 
 classifier_from_card <- function(card, weights) {

@@ -215,6 +215,10 @@ plan_coding <- function(predictions, coded = NULL, truth = NULL, estimate = .pre
                i = "Draw a pilot of 20 to 50 images with {.fn sample_for_coding} and code it."),
              class = "bad_argument")
   }
+  if (is.null(coded) && !rlang::quo_is_null(rlang::enquo(truth))) {
+    tv_abort(c("{.arg truth} is a column of {.arg coded}, but no {.arg coded} sample was given.",
+               i = "With an assumed {.arg correlation}, leave {.arg truth} out."), class = "bad_argument")
+  }
   if (!is.null(correlation)) check_scalar(correlation, function(v) v >= 0 && v < 1, "a number in [0, 1)", "correlation", caller_env())
   prep <- if (!is.null(coded)) {
     prepare_estimate(predictions, coded, rlang::enquo(truth), rlang::enquo(estimate), NULL)

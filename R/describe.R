@@ -46,6 +46,12 @@ describe.tv_classifier <- function(x, data = NULL, group = NULL, format = c("mar
                                    conf_level = 0.95, ...) {
   format <- check_choice(format)
   check_conf_level(conf_level)
+  if (is.null(data) && !rlang::quo_is_null(rlang::enquo(group))) {
+    tv_abort(c("{.arg group} is a column of {.arg data}, but no {.arg data} was given.",
+               i = "Give the images the classifier was trained on as {.arg data}, or leave {.arg group} out."),
+             class = "bad_argument")
+  }
+  if (!is.null(data)) check_images_df(data, arg = "data")
   s <- x$settings
   split <- if (!is.null(data)) described_split(x, data, rlang::enquo(group)) else NULL
   parts <- c(
@@ -225,4 +231,10 @@ estimate_line <- function(rows, groups, lvl, main) {
   others <- setdiff(intersect(c("classical", "naive"), rows$method), main)
   extra <- vapply(others, function(m) show(m, paste0(if (m == "naive") "counting the labels gives " else "the coded sample alone gives ")), "")
   paste0(label, ": ", show(main, ""), if (length(extra)) paste0(", where ", paste(extra, collapse = " and ")))
+}
+
+#' @export
+describe.default <- function(x, ...) {
+  abort_no_method(x, "describe", cli::format_inline(
+    "a classifier from {.fn fine_tune} or {.fn load_classifier}, or an estimate from {.fn estimate_prevalence}"))
 }

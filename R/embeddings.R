@@ -27,6 +27,7 @@ image_embeddings <- function(images, backbone = "efficientnet_lite0", image_size
                              resize = c("rescale_crop", "squish", "crop", "pad"), batch_size = 64,
                              verbose = tv_verbose()) {
   resize <- check_choice(resize)
+  check_flag(verbose)
   out <- if (is.data.frame(images)) tibble::as_tibble(images) else tibble::tibble(path = image_paths(images))
   paths <- image_paths(out)
   out$embedding <- embed_paths(paths, backbone, image_size = image_size, resize = resize,
@@ -113,6 +114,7 @@ similar_images <- function(query, pool = query, k = 5, backbone = "efficientnet_
                            batch_size = 64, verbose = tv_verbose()) {
   check_count(k)
   check_count(batch_size)
+  check_flag(verbose)
   q <- embedding_input(query)
   p <- embedding_input(pool)
   self <- match(q$paths, p$paths)
@@ -165,6 +167,7 @@ plot_embeddings <- function(x, color = label, method = c("pca", "umap"), thumbna
   check_flag(thumbnails)
   check_count(n_thumbnails)
   check_seed(seed)
+  check_flag(verbose)
   if (!(is.data.frame(x) && is.matrix(x[["embedding"]]))) {
     x <- image_embeddings(x, backbone = backbone, verbose = verbose)
   }
@@ -182,7 +185,7 @@ plot_embeddings <- function(x, color = label, method = c("pca", "umap"), thumbna
                            .color = if (length(color_col)) x[[color_col]] else "all")
   p <- ggplot2::ggplot(points, ggplot2::aes(.data$.x, .data$.y, colour = as.character(.data$.color))) +
     ggplot2::geom_point(size = 2, alpha = 0.8) +
-    ggplot2::scale_colour_manual(values = class_colours(as.character(points$.color)),
+    ggplot2::scale_colour_manual(values = palette_of(as.character(points$.color)),
                                  guide = if (length(color_col)) "legend" else "none") +
     ggplot2::labs(x = map$axes[1], y = map$axes[2], colour = if (length(color_col)) color_col,
                   title = paste(nrow(x), "images by their embeddings")) +

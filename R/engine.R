@@ -120,6 +120,11 @@ rethrow_python <- function(e, call) {
   if (err$type %in% c("ModuleNotFoundError", "ImportError")) {
     python_missing(call, "{msg}")
   }
+  if (identical(err$type, "PermissionError")) {
+    tv_abort(c("The engine was refused access to a file.", x = "{msg}",
+               i = "Check the file's and its folder's permissions, or use another folder."),
+             class = "permission_denied", call = call)
+  }
   if (identical(err$type, "KeyboardInterrupt")) {
     tv_abort("Interrupted; nothing was written.", class = "interrupted", call = call)
   }

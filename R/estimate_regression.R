@@ -94,6 +94,11 @@ estimate_regression <- function(formula, predictions, coded, data = NULL,
   family <- check_choice(family)
   method <- check_choice(method)
   check_level(level); check_count(times); check_seed(seed)
+  if (!is.null(data) && !is.data.frame(data)) {
+    tv_abort(c("{.arg data} must be a data frame of covariates with a {.field path} column, or NULL, not {shown_value(data)}.",
+               i = "Covariates already in {.arg predictions} need no {.arg data}."),
+             class = "bad_argument")
+  }
   predictions <- dplyr::ungroup(as_predictions(predictions))
   label <- regression_label(formula, coded, predictions, data)
   prep <- prepare_estimate(predictions, coded, rlang::quo(!!rlang::sym(label$name)),

@@ -61,6 +61,7 @@ explain.tv_classifier <- function(x, images, class = NULL, method = "gradcam", b
   method <- check_choice(method, "gradcam")
   check_count(batch_size)
   check_flag(overwrite)
+  check_flag(verbose)
   out <- if (is.data.frame(images)) tibble::as_tibble(images) else tibble::tibble(path = image_paths(images))
   paths <- image_paths(out, "images")
   targets <- explain_targets(class, x$classes, length(paths))
@@ -103,7 +104,7 @@ heatmap_files <- function(paths, dir, overwrite, call = caller_env()) {
   if (!rlang::is_string(dir)) {
     tv_abort("{.arg dir} must be one folder path, not {.obj_type_friendly {dir}}.", class = "bad_argument", call = call)
   }
-  dir.create(dir, showWarnings = FALSE, recursive = TRUE)
+  if (!dir.exists(dir) && !dir.create(dir, showWarnings = FALSE, recursive = TRUE)) abort_not_writable(dir, call)
   stems <- make.unique(tools::file_path_sans_ext(basename(paths)), sep = "_")
   files <- file.path(expand_paths(dir), paste0(stems, "_gradcam.png"))
   there <- files[file.exists(files)]
@@ -149,6 +150,8 @@ plot_explanations <- function(x, n = 12, alpha = 0.5, truth = label, ncol = NULL
   check_explanations(x)
   check_count(n)
   check_probability(alpha)
+  check_optional_count(ncol)
+  check_caption(caption)
   truth_quo <- rlang::enquo(truth)
   if (rlang::quo_is_symbol(truth_quo, name = "label") && !"label" %in% names(x)) truth_quo <- rlang::quo(NULL)
   truth_col <- select_columns(x, truth_quo, "truth", max = 1)

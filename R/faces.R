@@ -332,6 +332,8 @@ plot_faces <- function(faces, n = 12, size = 768, ncol = NULL, caption = NULL) {
   check_faces(faces, "path")
   check_count(n)
   check_count(size)
+  check_optional_count(ncol)
+  check_caption(caption)
   copies <- all(c("output", "n_faces", "status") %in% names(faces))
   if (!copies) check_faces(faces, c("path", box_columns))
   rows <- faces[faces$path %in% utils::head(unique(faces$path), n), , drop = FALSE]

@@ -270,6 +270,12 @@ check_val_labels <- function(x, classes, label_col, call = caller_env()) {
 fit_history <- function(x, ...) UseMethod("fit_history")
 
 #' @export
+fit_history.default <- function(x, ...) {
+  abort_no_method(x, "fit_history", cli::format_inline(
+    "a classifier from {.fn fine_tune} or {.fn load_classifier}, or a detector from {.fn train_detector}"))
+}
+
+#' @export
 fit_history.tv_classifier <- function(x, ...) {
   warn_unvalidated(x)
   x$history

@@ -58,6 +58,8 @@
 #' image_files(imgs$path[1:3])
 image_files <- function(path, labels = NULL, by = NULL, label_col = "label", recursive = TRUE) {
   check_flag(recursive)
+  check_string(label_col, "a column name")
+  if (!is.null(by)) check_string(by, "a column name")
   where <- image_source(path)
   cols <- if (is.null(where$files)) {
     engine_call("images.list_images", where$root, recursive = recursive)
@@ -115,7 +117,7 @@ abort_not_found <- function(path, call) {
 }
 
 check_folder <- function(path, arg = rlang::caller_arg(path), call = caller_env()) {
-  if (!rlang::is_string(path)) {
+  if (!rlang::is_string(path) || is.na(path) || !nzchar(path)) {
     tv_abort("{.arg {arg}} must be a single folder path, not {.obj_type_friendly {path}}.",
              class = "bad_argument", call = call)
   }
@@ -196,9 +198,26 @@ read_label_table <- function(labels, call) {
     tv_abort("{.arg labels} must be a data frame or the path of a CSV file, not {.obj_type_friendly {labels}}.",
              class = "bad_argument", call = call)
   }
+  file <- expand_paths(labels)
   # Every column as text, so codes such as "007" or "1" stay labels, not numbers.
-  utils::read.csv(expand_paths(labels), colClasses = "character", na.strings = c("", "NA"),
-                  strip.white = TRUE, check.names = FALSE, encoding = "UTF-8")
+  table <- if (!dir.exists(file) && file.size(file) > 0) tryCatch(
+    suppressWarnings(utils::read.csv(file, colClasses = "character", na.strings = c("", "NA"),
+                                     strip.white = TRUE, check.names = FALSE, encoding = "UTF-8")),
+    error = function(e) NULL
+  )
+  # binary files (an image given by mistake) read as a table of garbage names
+  if (!is.data.frame(table) || !all(validUTF8(names(table)))) {
+    tv_abort(c("{.arg labels} must be a CSV file of labels, but {.path {labels}} is {label_file_problem(file, table)}.",
+               i = "Give a CSV with a column naming the images (such as {.field path}) and a label column."),
+             class = "bad_labels", call = call)
+  }
+  table
+}
+
+label_file_problem <- function(file, table) {
+  if (dir.exists(file)) return("a folder")
+  if (file.size(file) == 0) return("empty")
+  "not readable as CSV"
 }
 
 guess_key_column <- function(labels, call) {

@@ -44,6 +44,14 @@
 install_tidyvision <- function(envname = "r-tidyvision", python = NULL,
                                force = FALSE, quiet = FALSE) {
   call <- rlang::current_env()
+  # checked before anything is made: a bad name must not become a virtualenv
+  check_string(envname, "a virtualenv name or path", call = call)
+  if (!is.null(python) && !(rlang::is_string(python) && !is.na(python) && file.exists(python) && !dir.exists(python))) {
+    tv_abort(c("{.arg python} must be the path of a Python executable, or NULL, not {shown_value(python)}.",
+               i = "Leave it NULL to use the Python that reticulate finds."), class = "bad_argument", call = call)
+  }
+  check_flag(force, call = call)
+  check_flag(quiet, call = call)
   requirements <- system.file("python", "requirements.txt", package = "tidyvision")
   stamp_text <- read_text(requirements)
   py <- Sys.getenv("RETICULATE_PYTHON")

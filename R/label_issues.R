@@ -58,6 +58,8 @@ find_label_issues <- function(images, label = label, folds = 5, backbone = "effi
   check_fold_sizes(lab, classes, folds)
   check_seed(seed)
   check_flag(verbose)
+  check_count(image_size)
+  check_count(batch_size)
   model <- embedding_model(backbone, image_size, check_choice(resize), environment())
   y <- match(lab, classes) - 1L
   y[is.na(y)] <- -1L  # no label: embedded, not fitted

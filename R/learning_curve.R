@@ -32,6 +32,7 @@ learning_curve <- function(images, label = label, sizes = NULL, reps = 3, backbo
                            seed = 1, image_size = 224, times = 500, verbose = tv_verbose()) {
   check_images(images)
   check_count(reps); check_seed(seed); check_count(image_size); check_times(times, caller_env())
+  check_flag(verbose)
   label_col <- label_name(images, rlang::enquo(label))
   data <- training_rows(images, label_col, seed)
   classes <- class_levels(data$train[[label_col]])

@@ -384,6 +384,15 @@ image_recall <- function(data, ...) UseMethod("image_recall")
 #' @export
 image_f1 <- function(data, ...) UseMethod("image_f1")
 
+# The default method of the metrics: `data` is not a data frame.
+metric_default <- function(fn) {
+  force(fn)
+  function(data, ...) {
+    abort_no_method(data, fn, cli::format_inline(
+      "a data frame with a truth and an estimate column (for two vectors, use {.fn {fn}_vec})"), arg = "data")
+  }
+}
+
 # The data-frame method and the `_vec` function of one metric.
 metric_df_method <- function(metric) {
   force(metric)
@@ -421,6 +430,16 @@ image_recall.data.frame <- metric_df_method("recall")
 #' @rdname image_accuracy
 #' @export
 image_f1.data.frame <- metric_df_method("f1")
+#' @export
+image_metrics.default <- metric_default("image_metrics")
+#' @export
+image_accuracy.default <- metric_default("image_accuracy")
+#' @export
+image_precision.default <- metric_default("image_precision")
+#' @export
+image_recall.default <- metric_default("image_recall")
+#' @export
+image_f1.default <- metric_default("image_f1")
 #' @rdname image_accuracy
 #' @export
 image_accuracy_vec <- metric_vec("accuracy")

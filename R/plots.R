@@ -26,6 +26,9 @@ plot_images <- function(images, n = 8, by = label, size = NULL, ncol = NULL, see
                         caption = NULL) {
   check_count(n)
   check_seed(seed)
+  check_optional_count(size)
+  check_optional_count(ncol)
+  check_caption(caption)
   if (!is.data.frame(images)) images <- tibble::tibble(path = image_paths(images))
   paths <- image_paths(images)
   by_quo <- rlang::enquo(by)
@@ -119,6 +122,15 @@ wrap_caption <- function(caption, width = 90) {
 #' @examples
 #' class_colours(c("tools", "animals", "buildings", "animals"))
 class_colours <- function(classes) {
+  if (!(is.factor(classes) && nlevels(classes) > 0) && !(is.character(classes) && any(!is.na(classes)))) {
+    tv_abort(c("{.arg classes} must be class labels (a character vector or a factor), not {shown_value(classes)}.",
+               i = "Give every class of the data, e.g. {.code class_colours(images$label)}."),
+             class = "bad_argument")
+  }
+  palette_of(classes)
+}
+
+palette_of <- function(classes) {
   lv <- if (is.factor(classes)) levels(classes) else sort(unique(as.character(classes[!is.na(classes)])))
   okabe_ito <- c("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999")
   pal <- if (length(lv) <= length(okabe_ito)) okabe_ito else grDevices::hcl.colors(length(lv), "Dark 3")
@@ -129,7 +141,7 @@ class_colours <- function(classes) {
 # `shown`, with a legend only when it tells something: asked for, and more
 # than one class shown.
 class_scale <- function(classes, name, shown, legend = TRUE) {
-  values <- class_colours(classes)
+  values <- palette_of(classes)
   keys <- intersect(names(values), shown)
   ggplot2::scale_colour_manual(values = values, name = name, na.value = NA, breaks = keys,
                                guide = if (legend && length(keys) > 1) "legend" else "none")
@@ -238,6 +250,7 @@ array_raster <- function(a) grDevices::as.raster(a / 255)
 plot_resizing <- function(path, size = 224, caption = NULL) {
   path <- check_image_path(path)
   check_count(size)
+  check_caption(caption)
   modes <- engine_call("transforms.resize_examples", path, size = as.integer(size))
   original <- read_thumbnails(path, size = 4L * as.integer(size))[[1]]
   info <- image_info_of(path)
@@ -274,6 +287,7 @@ plot_augmentation <- function(path, n = 8, size = 224, seed = 1, caption = NULL)
   check_count(n)
   check_count(size)
   check_seed(seed)
+  check_caption(caption)
   draws <- engine_call("transforms.augment_examples", path, n = as.integer(n),
                        size = as.integer(size), seed = as.integer(seed))
   square_panels(lapply(draws, array_raster), paste("draw", seq_len(n)), size,
@@ -362,13 +376,16 @@ plot_errors <- function(data, truth, estimate = .pred_class, ..., n = 12, path =
   cols <- metric_columns(data, rlang::enquo(truth), rlang::enquo(estimate))
   path_col <- one_column(data, rlang::enquo(path), "path", caller_env())
   check_count(n)
+  check_optional_count(size)
+  check_optional_count(ncol)
+  check_caption(caption)
+  check_probability(alpha)
   errors <- ranked_errors(data, cols, path_col)
   if (nrow(errors) == 0) return(no_errors_plot(sum(!is.na(data[[cols$truth]]))))
   shown <- errors[seq_len(min(n, nrow(errors))), ]
   ncol <- ncol %||% balanced_columns(nrow(shown), aspect = 7 / 5 * 1.4)
   check_count(ncol)
   size <- size %||% sharp_size(ncol)
-  check_count(size)
   thumbs <- if (explain) error_explanations(fit, shown, alpha) else read_thumbnails(shown$path, as.integer(size))
   p <- error_gallery(shown, thumbs, ncol, nrow(errors))
   if (explain) caption <- caption %||% HEAT_CAPTION

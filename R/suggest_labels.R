@@ -62,7 +62,10 @@ suggest_labels <- function(fit, unlabeled, n = 20, strategy = c("margin", "entro
   check_flag(diversity)
   check_seed(seed)
   check_flag(verbose)
+  check_count(image_size)
+  check_count(batch_size)
   pool <- image_paths(unlabeled)
+  check_pool(pool)
   args <- list(n = as.integer(n), strategy = strategy, diversity = diversity, seed = as.integer(seed),
                batch_size = as.integer(batch_size), progress = progress_callback(verbose, "Embedding images"))
   if (inherits(fit, "tv_classifier")) {
@@ -79,6 +82,7 @@ suggest_labels <- function(fit, unlabeled, n = 20, strategy = c("margin", "entro
     known <- fit[!is.na(fit[[col]]), , drop = FALSE]
     classes <- coded_classes(known[[col]])
     pool <- setdiff(pool, image_paths(known, arg = "fit"))
+    check_pool(pool)
     model <- embedding_model(backbone, image_size, check_choice(resize), environment())
     res <- do.call(engine_call, c(list("suggest_labels.from_labels", as.list(image_paths(known, arg = "fit")),
                                        as.list(match(known[[col]], classes) - 1L), length(classes),
@@ -86,6 +90,14 @@ suggest_labels <- function(fit, unlabeled, n = 20, strategy = c("margin", "entro
     warn_unreadable(pool, col_of(res$problem), "{?it is/they are} not suggested")
   }
   suggestions(pool, res, classes)
+}
+
+check_pool <- function(pool, call = caller_env()) {
+  if (length(pool) == 0) {
+    tv_abort(c("{.arg unlabeled} has no images to suggest.",
+               i = "Give a folder, paths or a tibble of images that are not labelled yet."),
+             class = "no_images", call = call)
+  }
 }
 
 suggestions <- function(pool, res, classes) {

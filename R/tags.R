@@ -43,6 +43,7 @@ autotag <- function(paths, model = "imagenet", top_k = 5, batch_size = 32, devic
   paths <- image_paths(paths)
   check_count(top_k)
   check_count(batch_size)
+  check_flag(verbose)
   if (identical(model, "imagenet")) {
     rlang::check_dots_empty()
     return(imagenet_tags(paths, top_k, batch_size, device, verbose))

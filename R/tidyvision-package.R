@@ -26,5 +26,6 @@ engine <- NULL
   )
   # tune's generic dispatches to our method too, if tune is installed.
   vctrs::s3_register("tune::select_best", "tv_grid")
+  register_base_methods()
   invisible()
 }

@@ -39,10 +39,18 @@ tune_grid <- function(images, label = label, grid, epochs = 10, ..., verbose = t
     return(eval(call, parent.frame()))
   }
   check_images(images)
+  check_count(epochs)
+  check_flag(verbose)
   grid <- as_grid(grid)
   label_col <- label_name(images, rlang::enquo(label))
   check_fixed_args(rlang::enquos(...))
   fixed <- list(...)
+  # modifyList() would drop a NULL and quietly train with fine_tune()'s default
+  unset <- names(fixed)[vapply(fixed, is.null, logical(1))]
+  if (length(unset)) {
+    tv_abort("{.arg {unset}} can't be NULL; leave {?it/them} out for {.fn fine_tune}'s default.",
+             class = "bad_argument")
+  }
   clash <- intersect(names(fixed), names(grid))
   if (length(clash)) {
     tv_abort("{.arg {clash}} {?is/are} both a grid column and a fixed argument.", class = "bad_argument")
@@ -60,6 +68,11 @@ tune_grid <- function(images, label = label, grid, epochs = 10, ..., verbose = t
   })
   out <- tibble::as_tibble(cbind(tibble::as_tibble(grid), vctrs::vec_rbind(!!!rows)))
   failed <- !is.na(out$.notes)
+  # the same bad fixed argument (`...`) fails every combination: that is the user's error, not a result
+  if (all(failed)) {
+    tv_abort(c("Every combination failed; nothing was trained:", bullets_of(unique(out$.notes))),
+             class = "grid_failed")
+  }
   if (any(failed)) {
     tv_warn(c("{sum(failed)} of {nrow(out)} combination{?s} failed; see {.field .notes}:",
               bullets_of(unique(out$.notes[failed]))), class = "grid_failed")

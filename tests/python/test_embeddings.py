@@ -127,3 +127,14 @@ def test_bridge_rebuilds_float32_arrays_from_r():
     x = bridge.from_r({"__ndarray__": "float32", "dim": [2, 3], "data": bytearray(m.tobytes())})
     np.testing.assert_array_equal(x, m)
     assert bridge.from_r({"a": 1}) == {"a": 1}
+
+
+def test_similar_with_nothing_readable_on_one_side_has_no_neighbours(tmp_path):
+    bad = tmp_path / "empty.jpg"
+    bad.write_bytes(b"")
+    pool = np.eye(3, 4, dtype=np.float32)
+    out = embeddings.similar([str(bad)], ["a", "b", "c"], k=2, query_embedding=np.full((1, 4), np.nan),
+                             pool_embedding=pool)
+    assert len(out["query"]) == 0
+    out = embeddings.similar(["a"], [], k=2, query_embedding=pool[:1], pool_embedding=np.zeros((0, 0)))
+    assert len(out["neighbour"]) == 0

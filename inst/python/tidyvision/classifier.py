@@ -9,9 +9,9 @@ import os
 import numpy as np
 
 from . import config, images, speed, transforms
-from .backbones import build_backbone, split_head
+from .backbones import build_backbone, load_safetensors, split_head
 from .cache import CACHE
-from .errors import check
+from .errors import check, weights_unreadable
 
 
 
@@ -52,14 +52,17 @@ def save_weights(model, path):
 def load_model(weights_path, backbone, n_classes, device="cpu"):
     """The classifier in eval mode, channels_last, from a safetensors file."""
     import torch
-    from safetensors.torch import load_file
     check(str(weights_path).endswith(".safetensors"), "weights_unsafe",
           f"{weights_path} is not a .safetensors file; tidyvision never unpickles weights.")
     key = (str(weights_path), os.path.getmtime(weights_path), device)
 
     def load():
         model = build_classifier(backbone, int(n_classes), pretrained=False)
-        model.load_state_dict(load_file(str(weights_path)))
+        state = load_safetensors(weights_path)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:  # valid tensors of another model (backbone or classes)
+            raise weights_unreadable(weights_path, e) from None
         return model.eval().to(device=device, memory_format=torch.channels_last)
     return CACHE.get("classifier", key, load)
 

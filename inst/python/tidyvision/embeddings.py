@@ -122,7 +122,9 @@ def vectors(paths, embedding=None, progress=None, **model):
     if embedding is None:
         res = embed(paths, progress=progress, **model)
         return res["embedding"], res["problem"]
-    x = np.asarray(embedding, np.float32).reshape(len(embedding), -1)
+    x = np.asarray(embedding, np.float32)
+    if x.ndim != 2:  # rows of a list; zero rows can't infer a width
+        x = x.reshape(len(x), -1) if x.size else np.zeros((len(x), 0), np.float32)
     check(len(x) == len(paths), "bad_argument",
           f"The embedding matrix has {len(x)} rows for {len(paths)} images.")
     return x, [None if np.isfinite(row).all() else "Its embedding is missing." for row in x]
@@ -134,10 +136,13 @@ def similar(query, pool, k=5, exclude=None, query_embedding=None, pool_embedding
     unless its embeddings are given; also each side's problems."""
     q, q_problems = vectors(query, query_embedding, progress, **model)
     p, p_problems = vectors(pool, pool_embedding, progress, **model)
-    check(q.shape[1] == p.shape[1], "bad_argument",
-          f"The query embeddings have {q.shape[1]} dimensions and the pool's {p.shape[1]}: "
-          "embed both with the same backbone.")
-    out = nearest(q, p, k, exclude)
+    if 0 in q.shape or 0 in p.shape:  # no image, or none readable, on one side: no neighbours
+        out = {key: np.empty(0) for key in ("query", "neighbour", "rank", "distance")}
+    else:
+        check(q.shape[1] == p.shape[1], "bad_argument",
+              f"The query embeddings have {q.shape[1]} dimensions and the pool's {p.shape[1]}: "
+              "embed both with the same backbone.")
+        out = nearest(q, p, k, exclude)
     out.update(query_problem=q_problems, pool_problem=p_problems)
     return out
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import config, images, speed, transforms
 from .classifier import eval_loader, load_model
-from .errors import check
+from .errors import check, writing_in
 
 METHODS = ("gradcam",)
 
@@ -67,8 +67,9 @@ def save_heatmap(heat, path):
     """A heatmap as an 8-bit greyscale PNG (0-255 for 0-1), written atomically."""
     from PIL import Image
     tmp = f"{path}.tmp-{os.getpid()}.png"
-    Image.fromarray(np.round(heat * 255).astype(np.uint8), "L").save(tmp)
-    os.replace(tmp, path)
+    with writing_in(os.path.dirname(os.path.abspath(path))):
+        Image.fromarray(np.round(heat * 255).astype(np.uint8), "L").save(tmp)
+        os.replace(tmp, path)
     return path
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from .cache import CACHE
-from .errors import TidyvisionError, check
+from .errors import TidyvisionError, check, writing_in
 from .images import batched, collect, default_workers, parallel_map, try_load_rgb
 
 log = logging.getLogger(__name__)
@@ -309,13 +309,15 @@ def save_atomic(im, dst, overwrite=False):
     interruption never leaves half a file. Format from the extension; no
     metadata (EXIF, GPS, ...) is copied."""
     folder = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
+    with writing_in(folder):
+        os.makedirs(folder, exist_ok=True)
     if not overwrite and os.path.exists(dst):
         raise TidyvisionError("exists", f"{dst} already exists; use overwrite = TRUE to replace it.")
     ext = os.path.splitext(dst)[1].lower()
     fmt = Image.registered_extensions().get(ext)
     check(fmt is not None, "bad_argument", f"Can't write images with extension {ext!r}.")
-    fd, tmp = tempfile.mkstemp(prefix=".tidyvision-", suffix=ext, dir=folder)
+    with writing_in(folder):
+        fd, tmp = tempfile.mkstemp(prefix=".tidyvision-", suffix=ext, dir=folder)
     os.close(fd)
     try:
         im.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
