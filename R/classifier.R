@@ -229,6 +229,7 @@ load_classifier <- function(dir) {
              class = if (length(pickles)) "weights_unsafe" else "weights_missing")
   }
   card <- read_card(card_path)
+  check_card_known(card, card_path)
   digest <- engine_call("backbones.weights_digest", normalizePath(weights))
   if (!identical(digest, card$sha256)) {
     tv_abort(c("The weights in {.path {weights}} don't match the card's sha256.",
@@ -251,6 +252,42 @@ read_card <- function(path, call = caller_env()) {
              class = "card_unreadable", call = call)
   }
   card
+}
+
+# What this version can reproduce: a card of a newer format, or preprocessing
+# it does not know, would predict with the wrong inputs, so it is refused.
+CARD_VERSIONS <- 1L
+KNOWN_PREPROCESSING <- list(resize = c("rescale_crop", "squish", "crop", "pad"), normalize = "imagenet")
+
+check_card_known <- function(card, path, call = caller_env()) {
+  version <- card$format_version %||% 1L
+  if (!(is.numeric(version) && length(version) == 1 && version %in% CARD_VERSIONS)) {
+    tv_abort(c("{.path {path}} is a classifier card of format {.val {version}}; this tidyvision reads format {.val {CARD_VERSIONS}}.",
+               i = "It was saved by a newer tidyvision ({card$versions$tidyvision %||% 'unknown version'}): update tidyvision to load it."),
+             class = "card_unknown", call = call)
+  }
+  pre <- card$preprocessing
+  bad <- c(
+    resize = !identical(length(pre$resize), 1L) || !pre$resize %in% KNOWN_PREPROCESSING$resize,
+    normalize = !is.null(pre$normalize) && !identical(pre$normalize, KNOWN_PREPROCESSING$normalize),
+    image_size = !is.numeric(pre$image_size) || length(pre$image_size) != 1 || !(pre$image_size >= 1)
+  )
+  if (any(bad)) {
+    shown <- vapply(names(bad)[bad], function(k) paste0(k, " = ", format(pre[[k]] %||% "missing")), "")
+    tv_abort(c("{.path {path}} asks for preprocessing this tidyvision doesn't know: {shown}.",
+               i = "Predicting with other inputs than the model was trained on gives wrong answers; update tidyvision, or save the classifier again."),
+             class = "card_unknown", call = call)
+  }
+  note_card_version(card$versions$tidyvision, path)
+}
+
+# A card from another tidyvision version loads, with a note once a session.
+note_card_version <- function(saved, path) {
+  here <- as.character(utils::packageVersion("tidyvision"))
+  if (is.null(saved) || identical(as.character(saved), here)) return(invisible())
+  cli::cli_inform(c(i = "{.path {path}} was saved by tidyvision {saved}; this is {here}."),
+                  class = c("tidyvision_message_version", "tidyvision_message"),
+                  .frequency = "once", .frequency_id = paste0("tidyvision-card-", saved))
 }
 
 classifier_from_card <- function(card, weights) {

@@ -84,3 +84,18 @@ def test_perfect_and_degenerate_agreement():
     assert _metric(flat, "krippendorff_alpha")[".estimate"] is None
     assert _metric(flat, "cohen_kappa")[".estimate"] is None
     assert _metric(flat, "percent_agreement")[".estimate"] == 1
+
+
+def test_the_bootstrap_draws_every_unit_as_a_hand_resample_does():
+    # the coders disagree on the last unit only: a bootstrap that never draws it agrees fully
+    coded = np.array([[0, 1, 1, 0, 1, 0, 1, 1], [0, 1, 1, 0, 1, 0, 1, 0]], float)
+    res = agreement.agreement(coded.tolist(), ["a", "b"], "nominal", n_values=2, times=400, seed=9)
+    # the same resamples by hand: 400 draws of 8 units with replacement from the seed's generator
+    rng = np.random.default_rng(9)
+    draws = [rng.integers(0, 8, 8) for _ in range(400)]
+    assert max(d.max() for d in draws) == 7  # the last unit is drawn
+    agree = [float(np.mean(coded[0, d] == coded[1, d])) for d in draws]
+    lo, hi = np.quantile(agree, [0.025, 0.975])
+    pct = _metric(res, "percent_agreement")
+    assert lo < 1
+    assert (pct[".lower"], pct[".upper"]) == pytest.approx((lo, hi))

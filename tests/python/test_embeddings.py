@@ -138,3 +138,13 @@ def test_similar_with_nothing_readable_on_one_side_has_no_neighbours(tmp_path):
     assert len(out["query"]) == 0
     out = embeddings.similar(["a"], [], k=2, query_embedding=pool[:1], pool_embedding=np.zeros((0, 0)))
     assert len(out["neighbour"]) == 0
+
+
+def test_tied_neighbours_come_in_pool_order():
+    base = np.eye(4, 8, dtype=np.float32)
+    pool = np.concatenate([base[[1]], base[[0]], base[[0]], base[[2]], base[[0]]])  # rows 1, 2, 4 tie for row 0
+    out = embeddings.nearest(base[[0]], pool, k=3)
+    assert out["neighbour"].tolist() == [2, 3, 5]  # 1-based, in pool order
+    assert out["distance"].tolist() == [0, 0, 0]
+    out = embeddings.nearest(base[[0]], pool, k=3, block=1)
+    assert out["neighbour"].tolist() == [2, 3, 5]

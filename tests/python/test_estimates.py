@@ -201,3 +201,33 @@ def test_label_as_covariate_bootstrap_is_seeded():
     assert run(4) == run(4)
     assert run(4)["lower"] != run(5)["lower"]
     np.testing.assert_array_equal(np.random.get_state()[1], state)  # the global generator is left alone
+
+
+def test_ppi_on_a_stratified_sample_uses_its_weights():
+    # coded rows drawn with unequal inclusion probabilities: weights 1 / p
+    y = np.array([1, 0, 1, 1, 0, 0, 1, 0], float)
+    yhat = np.array([1, 0, 0, 1, 1, 0, 1, 1], float)
+    w = np.array([1, 1, 4, 4, 4, 1, 2, 2], float)
+    corpus = np.array([1, 0, 0, 1, 1, 0, 1, 1, 0, 0, 1, 0, 1, 1], float)
+    res = estimates.prevalence(y, yhat, corpus, np.r_[yhat, corpus], w=w, methods=["ppi", "ppi++", "classical"])
+    out = dict(zip(res["method"], res["estimate"]))
+    # the weighted hand formula: corpus mean plus the weighted mean error of the coded rows
+    assert out["ppi"] == pytest.approx(corpus.mean() + np.sum(w * (y - yhat)) / np.sum(w))
+    assert out["classical"] == pytest.approx(np.sum(w * y) / np.sum(w))
+    import ppi_py
+    assert out["ppi++"] == pytest.approx(float(ppi_py.ppi_mean_pointestimate(y, yhat, corpus, lam=None, w=w)[0]))
+    assert out["ppi"] != pytest.approx(corpus.mean() + (y - yhat).mean())  # the weights matter here
+
+
+def test_ppi_plus_plus_tunes_lambda_and_is_strictly_narrower_with_a_weak_model():
+    rng = np.random.default_rng(3)
+    truth = (rng.random(4000) < 0.3).astype(float)
+    weak = np.where(rng.random(4000) < 0.55, truth, 1 - truth)  # barely better than chance
+    coded = rng.choice(4000, 300, replace=False)
+    rest = np.setdiff1d(np.arange(4000), coded)
+    res = estimates.prevalence(truth[coded], weak[coded], weak[rest], weak, methods=["ppi", "ppi++"])
+    out = {m: (e, hi - lo) for m, e, lo, hi in zip(res["method"], res["estimate"], res["lower"], res["upper"])}
+    assert out["ppi++"][1] < 0.9 * out["ppi"][1]
+    import ppi_py
+    tuned = float(ppi_py.ppi_mean_pointestimate(truth[coded], weak[coded], weak[rest], lam=None)[0])
+    assert out["ppi++"][0] == pytest.approx(tuned)

@@ -94,3 +94,15 @@ def test_lite1_lite2_weights_load_offline_and_recognise_a_hen(name, size):
         top = model(x).softmax(1)[0].topk(3).indices.tolist()
     assert "hen" in [IMAGENET[i] for i in top]
     assert explain.target_layer(backbones.split_head(model)[0], 64) is model._bn1
+
+
+def test_asking_for_the_first_class_explains_it_whatever_was_predicted(resnet_classifier):
+    photos = PHOTOS[:6]
+    predicted = explain.explain(photos, resnet_classifier, "resnet18", 2, image_size=64)["class_index"]
+    # the images the model gives to the second class, explained for the first (index 0)
+    second = [p for p, c in zip(photos, predicted) if c == 1]
+    assert second, "the random network predicts the second class for some photos"
+    out = explain.explain(second, resnet_classifier, "resnet18", 2, targets=[0] * len(second), image_size=64)
+    assert out["class_index"] == [0] * len(second)
+    asked = explain.explain(second, resnet_classifier, "resnet18", 2, targets=[1] * len(second), image_size=64)
+    assert asked["class_index"] == [1] * len(second)

@@ -47,6 +47,31 @@ test_that("save and load give identical probabilities and a full card", {
   expect_equal(fit_history(loaded), fit_history(fit))
 })
 
+test_that("a card this version doesn't know is refused; another version's is noted once", {
+  skip_if_no_engine()
+  fit <- small_fit()
+  dir <- file.path(withr::local_tempdir(), "model")
+  save_classifier(fit, dir)
+  card_file <- file.path(dir, "tidyvision.json")
+  original <- jsonlite::read_json(card_file)
+  with_card <- function(change) {
+    card <- original
+    card <- change(card)
+    jsonlite::write_json(card, card_file, auto_unbox = TRUE, digits = NA, null = "null")
+  }
+  with_card(function(card) { card$format_version <- 2L; card$versions$tidyvision <- "9.0.0"; card })
+  expect_error(load_classifier(dir), "format 2.*newer tidyvision \\(9.0.0\\)", class = "tidyvision_error_card_unknown")
+  with_card(function(card) { card$preprocessing$normalize <- "zero_one"; card })
+  expect_error(load_classifier(dir), "normalize = zero_one", class = "tidyvision_error_card_unknown")
+  with_card(function(card) { card$preprocessing$resize <- "letterbox"; card })
+  expect_error(load_classifier(dir), "resize = letterbox", class = "tidyvision_error_card_unknown")
+  with_card(function(card) { card$versions$tidyvision <- "0.0.9"; card })
+  expect_message(loaded <- load_classifier(dir), "saved by tidyvision 0.0.9", class = "tidyvision_message_version")
+  expect_no_message(load_classifier(dir))  # once a session
+  expect_equal(predict(loaded, separable_images()$path[1:2], type = "prob"),
+               predict(fit, separable_images()$path[1:2], type = "prob"))
+})
+
 test_that("an existing folder is not overwritten without overwrite = TRUE", {
   skip_if_no_engine()
   fit <- small_fit()
