@@ -37,7 +37,6 @@ format.tv_config <- function(x, ...) {
   )
 }
 
-#' @export
 # Why a precision is used: what torch runs here, and what was measured.
 format_precision <- function(x) {
   if (x$device != "cpu") return(character())
@@ -52,6 +51,7 @@ format_precision <- function(x) {
                      unlist(m$precision), unlist(m$ratio), unlist(m$bf16_ms), unlist(m$fp32_ms)))
 }
 
+#' @export
 print.tv_config <- function(x, ...) {
   print_titled(x, "tidyvision configuration")
 }
