@@ -90,9 +90,12 @@ def _acquire(file):
         if same:
             break
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                             "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+    # Who holds it, for the message of a run that finds it locked. Best effort:
+    # on a full disk the lock holds all the same.
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
     return fd
 
 
