@@ -93,9 +93,15 @@ read_corpus_file <- function(file, call) {
   }, error = function(e) abort_corrupt(file, conditionMessage(e), call))
 }
 
-abort_corrupt <- function(file, detail, call) {
-  tv_abort(c("{.path {file}} is damaged: SQLite can't read it.", x = "{detail}",
-             i = "Restore it from a backup, or run {.fn classify_folder} with {.code overwrite = TRUE} to redo it."),
+# A damaged corpus output: `overwrite = TRUE` redoes it. Damage that hides
+# what the file is: classify_folder() won't delete it, so say who may.
+abort_corrupt <- function(file, detail, call, known = TRUE) {
+  todo <- if (known) {
+    "Restore it from a backup, or run {.fn classify_folder} with {.code overwrite = TRUE} to redo it."
+  } else {
+    "Restore it from a backup. If it is an output of {.fn classify_folder} to redo, delete it yourself and run {.fn classify_folder} again: it can't tell this file from another program's, so it won't delete it."
+  }
+  tv_abort(c("{.path {file}} is damaged: SQLite can't read it.", x = "{detail}", i = todo),
            class = "corpus_corrupt", call = call)
 }
 
@@ -125,12 +131,7 @@ corpus_file_kind <- function(file) {
 check_corpus_file <- function(file, writing, call) {
   what <- corpus_file_kind(file)
   if (what$kind == "corpus" || (writing && what$kind == "empty")) return(invisible(what))
-  if (what$kind == "damaged") {
-    if (!writing) abort_corrupt(file, what$detail, call)
-    tv_abort(c("{.path {file}} is damaged: SQLite can't read it, so it can't be told from another program's file.",
-               x = "{what$detail}", i = "Restore it from a backup, or move it away and run the same call again."),
-             class = "corpus_corrupt", call = call)
-  }
+  if (what$kind == "damaged") abort_corrupt(file, what$detail, call, known = FALSE)
   todo <- if (writing) {
     "Give {.arg output} a new file name: {.fn classify_folder} never writes into or deletes a file it did not write, even with {.code overwrite = TRUE}."
   } else {
