@@ -113,3 +113,13 @@ fill_disk <- function(dir) {
           stdout = FALSE, stderr = FALSE)
   file.path(dir, "filler")
 }
+
+# Is a thread of process `pid` inside open() on a named pipe, waiting for a
+# writer? (Linux: the kernel's wchan for that wait is wait_for_partner.)
+waiting_at_gate <- function(pid) {
+  tasks <- list.files(file.path("/proc", pid, "task"), full.names = TRUE)
+  wchan <- vapply(tasks, function(t) {
+    tryCatch(readLines(file.path(t, "wchan"), warn = FALSE)[1], error = function(e) NA_character_)
+  }, "")
+  any(wchan %in% "wait_for_partner")
+}

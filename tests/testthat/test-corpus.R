@@ -47,13 +47,20 @@ test_that("a run blocked half-way refuses a second run; killed with SIGKILL, it 
   unlink(c(out, paste0(out, ".lock")))
   child <- corpus_child(images, out)
   on.exit(child$kill(), add = TRUE)
-  wait_until(function() done_in(out) >= 56 || !child$is_alive(), "the child reached the gate")
+  skip_if_not(file.exists("/proc/self/wchan"), "no /proc/<pid>/wchan to see a process wait at the gate")
+  wait_until(function() (done_in(out) >= 56 && waiting_at_gate(child$get_pid())) || !child$is_alive(),
+             "the child waits at the gate")
   expect_true(child$is_alive(), info = child$read_all_error())
   expect_equal(done_in(out), 56)
 
+  # The child stays inside open(); with the gate moved away, a second run that
+  # wrongly went ahead would finish instead of blocking there too.
+  held <- paste0(gate, ".held")
+  file.rename(gate, held)
   expect_error(classify_folder(fit, images, out, chunk_size = 8, verbose = FALSE),
                "Another run \\(process [0-9]+", class = "tidyvision_error_corpus_busy")
   child$kill()  # SIGKILL: the child's lock goes with it
+  unlink(held)
   expect_false(child$is_alive())
 
   expect_message(partial <- read_corpus(out), "not done yet", class = "tidyvision_message_pending")
