@@ -139,7 +139,7 @@ check_corpus_file <- function(file, writing, call) {
   }
   found <- switch(what$kind,
     not_sqlite = c("{.path {file}} is not an SQLite database, so not an output of {.fn classify_folder}.",
-                   x = "It starts with the bytes {paste(format(what$head), collapse = ' ')}."),
+                   x = "It starts with {first_bytes(what$head)}."),
     empty = "{.path {file}} holds no tables: it is not an output of {.fn classify_folder}.",
     foreign = c("{.path {file}} is an SQLite database that {.fn classify_folder} did not write.",
                 x = "Its tables: {.field {what$tables}}.")
@@ -230,4 +230,12 @@ check_csv_file <- function(file, overwrite, call) {
     tv_abort(c("{.path {file}} already exists.", i = "Use {.code overwrite = TRUE} to replace it."),
              class = "exists", call = call)
   }
+}
+
+# The start of a file, as text when it is text.
+first_bytes <- function(bytes) {
+  if (length(bytes) && all(bytes >= 0x20 & bytes < 0x7f | bytes %in% as.raw(c(9, 10, 13)))) {
+    return(encodeString(rawToChar(bytes), quote = "\""))
+  }
+  paste("the bytes", paste(format(bytes), collapse = " "))
 }

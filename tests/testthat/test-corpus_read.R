@@ -103,3 +103,14 @@ test_that("a corpus output with a damaged table is a classed error naming the fi
                                    overwrite = TRUE, verbose = FALSE))
   expect_identical(read_corpus(out), reference)
 })
+
+test_that("the errors for files that are not corpus outputs read as they should", {
+  f <- odd_outputs()
+  hide <- function(x) gsub(f$dir, "<dir>", x, fixed = TRUE)
+  expect_snapshot(error = TRUE, transform = hide, {
+    read_corpus(f$foreign)
+    read_corpus(f$text)
+    read_corpus(f$zero)
+    read_corpus(f$corrupt)
+  })
+})
