@@ -55,10 +55,10 @@
 #' every case.
 #'
 #' **Memory and speed.** Images are listed by name and size (no file is
-#' opened before its turn), so a million files list in seconds. They are decoded in threads a batch
-#' ahead of the network, as [predict()][predict.tv_classifier] does, and
-#' nothing but the current batch is held: memory stays flat whatever the
-#' size of the corpus.
+#' opened before its turn), so a million files list in seconds. They are
+#' decoded in threads a batch ahead of the network, as
+#' [predict()][predict.tv_classifier] does, and nothing but the current batch
+#' is held: memory stays flat whatever the size of the corpus.
 #'
 #' **Shards.** `shards = n` splits the images into `n` parts by a hash of
 #' their path, so each image always falls in the same part. Each part has its

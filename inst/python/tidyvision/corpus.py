@@ -78,7 +78,8 @@ def _connect(path):
 def plan(files, shard_ids, n_shards, task, fingerprint, meta, paths=None, root=None, recursive=True):
     """List the images (``paths``, or the files below ``root``), and add each
     shard's images to its output file, creating it or checking that it was
-    written by the same task. Returns the images pending per file."""
+    written by the same task. Returns per file the images pending, those
+    redone because their file changed, and those whose file is gone."""
     if paths is None:
         paths = images.find_image_paths(root, recursive)
     by_shard = {int(k): [] for k in shard_ids}
