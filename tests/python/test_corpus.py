@@ -318,3 +318,11 @@ def test_a_damaged_output_names_the_file_and_what_to_do(setup, tmp_path):
     with pytest.raises(TidyvisionError) as e:
         plan(setup, file)
     assert e.value.kind == "corpus_corrupt" and str(file) in str(e.value) and "backup" in str(e.value)
+
+
+def test_a_lock_file_that_cant_be_made_is_a_user_error(setup, tmp_path):
+    file = tmp_path / "out.sqlite"
+    (tmp_path / "out.sqlite.lock").mkdir()
+    with pytest.raises(TidyvisionError) as e:
+        plan(setup, file)
+    assert e.value.kind == "write_failed" and "out.sqlite.lock" in str(e.value)

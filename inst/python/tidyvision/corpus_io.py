@@ -74,7 +74,13 @@ def _enter(file):
 def _acquire(file):
     path = lock_path(file)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise TidyvisionError(
+                "write_failed",
+                f"Can't create the lock file {path} ({e.strerror}). Check that the folder of {file} "
+                "is writable, and that nothing else has that name.") from e
         if not _try_lock(fd):
             holder = _holder(fd)
             os.close(fd)
