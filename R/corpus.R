@@ -1,5 +1,5 @@
-# Labelling a whole corpus into SQLite (engine: corpus.py): classify_folder(),
-# read_corpus(), write_corpus_csv(). Shards and SLURM are in slurm.R.
+# Labelling a whole corpus into SQLite (engine: corpus.py): classify_folder().
+# Shards and SLURM are in slurm.R; reading the output in corpus_read.R.
 
 #' Label a whole corpus, resumably, on a laptop or a cluster
 #'
@@ -33,11 +33,32 @@
 #' with a `problem` (and `NA` results); it counts as done, so it is not
 #' retried, and one warning says how many there were.
 #'
-#' **Memory and speed.** Images are listed by name only (no file is opened),
-#' so a million files list in seconds. They are decoded in threads a batch
-#' ahead of the network, as [predict()][predict.tv_classifier] does, and
-#' nothing but the current batch is held: memory stays flat whatever the
-#' size of the corpus.
+#' `output` must be a new file or an output of `classify_folder()`: another
+#' program's database, or any other file, is an error of class
+#' `tidyvision_error_not_a_corpus` that names its tables, and it is left as
+#' it was, even with `overwrite = TRUE` (which replaces corpus outputs only).
+#'
+#' **No stale answers.** The size and modification time of each image are
+#' recorded, and the sha256 of what the task read. An image whose file
+#' changed since it was done (other size or time, and other content) loses
+#' its rows and is done again; a file that was only touched keeps them. An
+#' image whose file is gone keeps its rows, marked `missing = TRUE` in
+#' [read_corpus()]. A message, and the `changed` and `missing` columns of the
+#' result, say how many. Outputs of older versions are upgraded in place.
+#'
+#' **One run at a time.** A run holds a lock on each file it writes (an OS
+#' lock on `protest.sqlite.lock`, which the system drops when the run ends in
+#' any way, `kill -9` included). A second run on the same output is an error
+#' of class `tidyvision_error_corpus_busy` that names the run holding it.
+#' A full disk is an error of class `tidyvision_error_disk_full`; a damaged
+#' output, `tidyvision_error_corpus_corrupt`. Finished chunks are kept in
+#' every case.
+#'
+#' **Memory and speed.** Images are listed by name and size (no file is
+#' opened before its turn), so a million files list in seconds. They are
+#' decoded in threads a batch ahead of the network, as
+#' [predict()][predict.tv_classifier] does, and nothing but the current batch
+#' is held: memory stays flat whatever the size of the corpus.
 #'
 #' **Shards.** `shards = n` splits the images into `n` parts by a hash of
 #' their path, so each image always falls in the same part. Each part has its
@@ -65,13 +86,15 @@
 #' @param shard `NULL` to run every part, a number to run one part, or
 #'   `"slurm"` to take the part from a SLURM array job's environment.
 #' @param overwrite Delete an existing `output` (and its shard files) and
-#'   start afresh.
+#'   start afresh. Only an output of `classify_folder()` is ever deleted.
 #' @param batch_size Images decoded together (the next batch decodes while
 #'   this one runs).
 #' @param verbose Show a progress bar with the time left.
 #' @param ... Settings of the task (see Details).
 #' @return The state of each output file, invisibly: a tibble with `file`,
-#'   `shard`, `images`, `done`, `pending` and `problems`.
+#'   `shard`, `images`, `done`, `pending`, `problems`, `missing` (images
+#'   whose file is gone) and `changed` (images this call did again because
+#'   their file changed).
 #' @seealso [read_corpus()], [write_corpus_csv()], [slurm_template()].
 #' @export
 #' @examplesIf tv_available()
@@ -94,20 +117,55 @@ classify_folder <- function(task, images, output, chunk_size = 1000, resume = TR
   spec <- corpus_task(task, list(...), call)
   parts <- corpus_shards(shards, shard, call)
   files <- corpus_files(output, parts$n)
+  held <- corpus_lock(union(existing_corpus_files(output), files[parts$run]), call)
+  on.exit(corpus_unlock(held), add = TRUE)
   prepare_outputs(output, files, parts, resume, overwrite, call)
-  planned <- rlang::exec(engine_call, "corpus.plan", as.list(files[parts$run]), as.list(parts$run),
-                         parts$n, spec$engine, spec$fingerprint, corpus_meta(),
-                         !!!corpus_source(images, call), call = call)
-  if (planned$listed == 0) tv_warn("No image files found in {.arg images}.", class = "no_images")
+  planned <- plan_corpus(files[parts$run], parts, spec, images, call)
   run <- list(files = files[parts$run], spec = spec, chunk_size = as.integer(chunk_size),
               batch_size = as.integer(batch_size), total = sum(unlist(planned$pending)))
   summaries <- if (length(run$files) > 1 && !future_is_local()) {
+    held <- corpus_unlock(held)  # each worker locks its own file
     run_futures(run, output, verbose, call)
   } else {
     run_here(run, verbose)
   }
   warn_problems(summaries, output)
-  invisible(corpus_status(files[parts$run]))
+  status <- corpus_status(run$files)
+  status$changed <- as.integer(unlist(planned$changed))
+  inform_changes(status, output)
+  invisible(status)
+}
+
+plan_corpus <- function(files, parts, spec, images, call) {
+  planned <- rlang::exec(engine_call, "corpus.plan", as.list(files), as.list(parts$run), parts$n,
+                         spec$engine, spec$fingerprint, corpus_meta(), !!!corpus_source(images, call),
+                         call = call)
+  if (planned$listed == 0) tv_warn("No image files found in {.arg images}.", class = "no_images")
+  planned
+}
+
+# One run per output file: a second one would write the same chunks. The
+# engine holds an OS lock, which a killed R session drops by itself.
+corpus_lock <- function(files, call) {
+  as.character(engine_call("corpus.lock", as.list(files), call = call))
+}
+
+corpus_unlock <- function(files) {
+  if (length(files)) engine_call("corpus.unlock", as.list(files))
+  character()
+}
+
+inform_changes <- function(status, output) {
+  changed <- sum(status$changed, na.rm = TRUE)
+  missing <- sum(status$missing, na.rm = TRUE)
+  if (changed > 0) {
+    cli::cli_inform(c(i = "{changed} image{?s} changed since {?its/their} rows were written; {?it was/they were} done again."),
+                    class = "tidyvision_message_changed")
+  }
+  if (missing > 0) {
+    cli::cli_inform(c(i = "{missing} image{?s} of {.path {output}} {?is/are} gone from disk; {?its/their} rows are kept, with {.code missing = TRUE} in {.fn read_corpus}."),
+                    class = "tidyvision_message_missing")
+  }
 }
 
 check_output <- function(output, call) {
@@ -157,6 +215,8 @@ existing_corpus_files <- function(output) {
 
 prepare_outputs <- function(output, files, parts, resume, overwrite, call) {
   existing <- existing_corpus_files(output)
+  # before anything is deleted: overwrite = TRUE replaces corpus outputs only
+  for (file in existing) check_corpus_file(file, writing = TRUE, call = call)
   stray <- setdiff(existing, files)
   if (overwrite) {
     gone <- if (parts$all) existing else intersect(existing, files[parts$run])
@@ -280,112 +340,4 @@ detector_task <- function(task, dots, call) {
   task_spec("Detecting objects", engine,
             c(list(task = "detector", sha256 = engine_call("images.file_sha256", weights, call = call)),
               opts[c("confidence", "iou", "classes", "image_size")]))
-}
-
-#' Read the rows of a corpus run
-#'
-#' Reads the output of [classify_folder()], and every shard file of it
-#' (`protest.shard-01.sqlite`, ...), into one tibble, ordered by path. Works
-#' while a run is going on or after it stopped half-way: you get the images
-#' done so far, with the number still pending in the attribute `"pending"`
-#' and a message.
-#'
-#' @param output The `output` given to [classify_folder()].
-#' @param counts For a detector or `"faces"`: `TRUE` for one row per image
-#'   and class with the count, as [count_objects()] or [count_faces()] give.
-#' @return A tibble: for a classifier `path`, `.pred_class` (a factor of the
-#'   classifier's classes), one `.pred_<class>` column per class and
-#'   `problem`; for other tasks the columns of their verb and `problem`.
-#' @export
-#' @examplesIf tv_available()
-#' out <- file.path(tempdir(), "example-tags.sqlite")
-#' classify_folder("imagenet", system.file("extdata", "images", "tools", package = "tidyvision"),
-#'                 out, overwrite = TRUE, top_k = 2)
-#' read_corpus(out)
-read_corpus <- function(output, counts = FALSE) {
-  check_flag(counts)
-  files <- existing_corpus_files(expand_paths(output))
-  if (length(files) == 0) abort_not_found(output, rlang::current_env())
-  parts <- lapply(files, read_corpus_file)
-  meta <- parts[[1]]$meta
-  out <- dplyr::bind_rows(lapply(parts, function(p) corpus_rows(p$rows, p$meta)))
-  out <- out[order(out$path, method = "radix"), ]
-  pending <- sum(vapply(parts, `[[`, 0, "pending"))
-  if (pending > 0) {
-    cli::cli_inform(c(i = "{pending} image{?s} of {.path {output}} {?is/are} not done yet; run {.fn classify_folder} again to finish."),
-                    class = "tidyvision_message_pending")
-  }
-  if (counts) out <- corpus_counts(out, meta$task)
-  attr(out, "pending") <- pending
-  out
-}
-
-read_corpus_file <- function(file) {
-  # read-write, so that a journal left by a killed run is rolled back
-  con <- DBI::dbConnect(RSQLite::SQLite(), file, synchronous = NULL)
-  on.exit(DBI::dbDisconnect(con))
-  RSQLite::sqliteSetBusyHandler(con, 10000L)
-  meta <- DBI::dbGetQuery(con, "SELECT key, value FROM meta")
-  list(meta = stats::setNames(as.list(meta$value), meta$key),
-       rows = DBI::dbGetQuery(con, "SELECT * FROM results ORDER BY rowid"),
-       pending = DBI::dbGetQuery(con, "SELECT count(*) AS n FROM images WHERE chunk IS NULL")$n)
-}
-
-corpus_rows <- function(rows, meta) {
-  switch(meta$task,
-    classifier = classifier_rows(rows, jsonlite::fromJSON(meta$columns)),
-    imagenet = as_schema(rows, "corpus_tags"),
-    detector = as_schema(rows, "corpus_detections"),
-    faces = as_schema(rows, "faces")
-  )
-}
-
-classifier_rows <- function(rows, cols) {
-  prob <- cols[startsWith(cols, ".pred_") & cols != ".pred_class"]
-  classes <- substring(prob, 7)
-  out <- tibble::tibble(path = as.character(rows$path),
-                        .pred_class = factor(rows$.pred_class, levels = classes))
-  for (p in prob) out[[p]] <- as.double(rows[[p]])
-  out$problem <- as.character(rows$problem)
-  out
-}
-
-corpus_counts <- function(rows, task) {
-  switch(task,
-    detector = count_objects(rows),
-    faces = count_faces(rows),
-    tv_abort("{.code counts = TRUE} is for a detector or {.val faces}, not a {task} run.",
-             class = "bad_argument", call = caller_env(2))
-  )
-}
-
-#' Export a corpus run to a CSV file
-#'
-#' Writes [read_corpus()] to `file`, through a temporary file renamed into
-#' place, so an interrupted export leaves no half-written file.
-#'
-#' @inheritParams read_corpus
-#' @param file The CSV file to write.
-#' @param overwrite Replace an existing `file`.
-#' @return `file`, invisibly.
-#' @export
-#' @examplesIf tv_available()
-#' out <- file.path(tempdir(), "example-tags.sqlite")
-#' classify_folder("imagenet", system.file("extdata", "images", "tools", package = "tidyvision"),
-#'                 out, overwrite = TRUE, top_k = 2)
-#' csv <- write_corpus_csv(out, tempfile(fileext = ".csv"))
-#' head(read.csv(csv))
-write_corpus_csv <- function(output, file, overwrite = FALSE) {
-  check_flag(overwrite)
-  if (!rlang::is_string(file)) tv_abort("{.arg file} must be a file path.", class = "bad_argument")
-  if (file.exists(file) && !overwrite) {
-    tv_abort(c("{.path {file}} already exists.", i = "Use {.code overwrite = TRUE} to replace it."),
-             class = "exists")
-  }
-  rows <- suppressMessages(read_corpus(output))
-  tmp <- tempfile(".tidyvision-csv-", tmpdir = dirname(expand_paths(file)), fileext = ".csv")
-  on.exit(unlink(tmp), add = TRUE)
-  utils::write.csv(rows, tmp, row.names = FALSE, na = "", fileEncoding = "UTF-8")
-  if (!file.rename(tmp, file)) tv_abort("Can't write {.path {file}}.", class = "write_failed")
-  invisible(file)
 }

@@ -91,8 +91,9 @@ wait_futures <- function(fs, run, verbose) {
   }
 }
 
-# Images, done, pending and problems per output file; NA for a file that
-# can't be read at the moment (a shard committing a chunk).
+# Images, done, pending, problems and missing (files gone from disk) per
+# output file; NA for a file that can't be read at the moment (a shard
+# committing a chunk).
 corpus_status <- function(files) {
   rows <- lapply(files, function(file) {
     tryCatch({
@@ -100,13 +101,14 @@ corpus_status <- function(files) {
       on.exit(DBI::dbDisconnect(con))
       DBI::dbGetQuery(con, paste(
         "SELECT (SELECT value FROM meta WHERE key = 'shard') AS shard, count(*) AS images,",
-        "count(chunk) AS done, count(*) - count(chunk) AS pending, count(problem) AS problems FROM images"))
-    }, error = function(e) data.frame(shard = NA, images = NA, done = NA, pending = NA, problems = NA))
+        "count(chunk) AS done, count(*) - count(chunk) AS pending, count(problem) AS problems,",
+        "sum(missing) AS missing FROM images"))
+    }, error = function(e) data.frame(shard = NA, images = NA, done = NA, pending = NA, problems = NA, missing = NA))
   })
   out <- tibble::as_tibble(do.call(rbind, rows))
   tibble::tibble(file = files, shard = as.integer(out$shard), images = as.integer(out$images),
                  done = as.integer(out$done), pending = as.integer(out$pending),
-                 problems = as.integer(out$problems))
+                 problems = as.integer(out$problems), missing = as.integer(out$missing))
 }
 
 #' A SLURM job template for future.batchtools and batchtools
@@ -127,15 +129,19 @@ corpus_status <- function(files) {
 #' @param walltime Time limit, in SLURM's format: `"01:00:00"`, `"2-00:00:00"`.
 #' @param partition The partition (queue), or `NULL` for the cluster's default.
 #' @param setup Shell lines run before R, e.g. `"module load R/4.3"`.
-#' @param file Where to write the template.
+#' @param file Where to write the template (atomically: through a temporary
+#'   file renamed into place).
+#' @param overwrite Replace an existing `file`.
 #' @return `file`.
 #' @export
 #' @examples
 #' tmpl <- slurm_template(cpus = 4, memory = "8G", walltime = "04:00:00")
 #' cat(readLines(tmpl), sep = "\n")
 slurm_template <- function(cpus = 2, memory = "4G", walltime = "01:00:00", partition = NULL,
-                           setup = NULL, file = tempfile("tidyvision-slurm-", fileext = ".tmpl")) {
+                           setup = NULL, file = tempfile("tidyvision-slurm-", fileext = ".tmpl"),
+                           overwrite = FALSE) {
   check_count(cpus)
+  check_flag(overwrite)
   for (x in list(memory = memory, walltime = walltime)) {
     if (!rlang::is_string(x) || !nzchar(x)) {
       tv_abort("{.arg memory} and {.arg walltime} must be strings such as {.val 4G} and {.val 01:00:00}.",
@@ -150,6 +156,29 @@ slurm_template <- function(cpus = 2, memory = "4G", walltime = "01:00:00", parti
               PARTITION = if (is.null(partition)) "" else partition,
               SETUP = paste(setup, collapse = "\n"))
   for (key in names(values)) lines <- gsub(paste0("@", key, "@"), values[[key]], lines, fixed = TRUE)
-  writeLines(lines, file)
+  write_lines_atomic(lines, file, overwrite)
+}
+
+# `lines` into `file` through a temporary file beside it, renamed into place:
+# a reader never sees half a file, and nothing is replaced without `overwrite`.
+write_lines_atomic <- function(lines, file, overwrite, call = caller_env()) {
+  if (!rlang::is_string(file) || !nzchar(file) || dir.exists(file)) {
+    tv_abort("{.arg file} must be the path of a file to write, not {shown_value(file)}.",
+             class = "bad_argument", call = call)
+  }
+  if (file.exists(file) && !overwrite) {
+    tv_abort(c("{.path {file}} already exists.", i = "Use {.code overwrite = TRUE} to replace it."),
+             class = "exists", call = call)
+  }
+  tmp <- tempfile(".tidyvision-", tmpdir = dirname(expand_paths(file)))
+  on.exit(unlink(tmp), add = TRUE)
+  ok <- tryCatch({
+    writeLines(lines, tmp)
+    file.rename(tmp, file)
+  }, error = function(e) FALSE, warning = function(w) FALSE)
+  if (!ok) {
+    tv_abort(c("Can't write {.path {file}}.", i = "Check that its folder exists and is writable."),
+             class = "write_failed", call = call)
+  }
   file
 }

@@ -1,4 +1,9 @@
+import errno
 import json
+import os
+import shutil
+import subprocess
+import sys
 import sqlite3
 
 import numpy as np
@@ -133,3 +138,191 @@ def test_shards_split_every_path_once_by_its_hash(setup, tmp_path):
         assert all(corpus.shard_of(p, 3) == k for p in mine)
         listed += mine
     assert sorted(listed) == setup["paths"]
+
+
+# Trust: foreign files, changed and removed images, old outputs, full disks, two runs ------
+
+def own_copy(setup, tmp_path):
+    """A copy of the images that a test may change, and a task over it."""
+    folder = tmp_path / "imgs"
+    shutil.copytree(setup["root"] / "imgs", folder)
+    return folder, images.find_image_paths(folder)
+
+
+def plan_paths(setup, file, paths):
+    return corpus.plan([str(file)], [1], 1, setup["task"], '{"w": 1}', {}, paths=paths)
+
+
+def test_a_database_of_someone_else_is_refused_and_left_as_it_was(setup, tmp_path):
+    file = tmp_path / "survey.sqlite"
+    con = sqlite3.connect(file)
+    con.execute("CREATE TABLE respondents (id INTEGER, answer TEXT)")
+    con.execute("INSERT INTO respondents VALUES (1, 'yes')")
+    con.commit()
+    con.close()
+    with pytest.raises(TidyvisionError) as e:
+        plan(setup, file)
+    assert e.value.kind == "not_a_corpus" and "respondents" in str(e.value)
+    con = sqlite3.connect(file)
+    assert [r[0] for r in con.execute("SELECT name FROM sqlite_master")] == ["respondents"]
+    con.close()
+
+
+def test_a_changed_image_is_redone_a_touched_one_is_not_and_a_removed_one_is_flagged(setup, tmp_path):
+    folder, paths = own_copy(setup, tmp_path)
+    file = tmp_path / "out.sqlite"
+    plan_paths(setup, file, paths)
+    corpus.run(str(file), setup["task"], chunk_size=8, batch_size=4)
+    changed, touched, removed = paths[0], paths[1], paths[2]
+    before = {r[0]: r[1:] for r in results(str(file))}
+    assert before[changed][0] != before[paths[20]][0]  # a blue image becomes a red one
+    shutil.copyfile(paths[20], changed)  # another image under the old name
+    os.utime(touched, ns=(1, 1))
+    os.remove(removed)
+    got = plan_paths(setup, file, paths)
+    assert (got["changed"], got["missing"], got["pending"]) == ([1], [1], [1])
+    assert corpus.run(str(file), setup["task"], chunk_size=8)["done"] == 1
+    rows = {r[0]: r[1:] for r in results(str(file))}
+    # the new content's answer, not the old one's (batches differ: float noise only)
+    assert rows[changed][0] == rows[paths[20]][0]
+    assert rows[changed][1:3] == pytest.approx(rows[paths[20]][1:3], abs=1e-4)
+    assert rows[touched] == before[touched]
+    con = sqlite3.connect(file)
+    flags = dict(con.execute("SELECT path, missing FROM images"))
+    assert con.execute("SELECT count(*) FROM results WHERE path = ?", (changed,)).fetchone()[0] == 1
+    con.close()
+    assert flags[removed] == 1 and sum(flags.values()) == 1
+    assert removed in rows  # its rows are kept
+
+
+def test_an_image_changed_while_its_chunk_ran_gets_no_hash_so_it_is_redone(setup, tmp_path):
+    folder, paths = own_copy(setup, tmp_path)
+    file = tmp_path / "out.sqlite"
+    plan_paths(setup, file, paths)
+
+    def edit(done, total):
+        if done == 4:  # decoded, not yet committed: chunks are 8
+            with open(paths[0], "ab") as f:
+                f.write(b"\0")
+            os.utime(paths[0], ns=(5, 5))
+
+    corpus.run(str(file), setup["task"], chunk_size=8, batch_size=4, progress=edit)
+    con = sqlite3.connect(file)
+    assert con.execute("SELECT sha256 FROM images WHERE path = ?", (paths[0],)).fetchone()[0] is None
+    assert con.execute("SELECT count(sha256) FROM images").fetchone()[0] == 30
+    con.close()
+    assert plan_paths(setup, file, paths)["changed"] == [1]
+
+
+def test_an_output_of_format_1_is_migrated_and_resumes(setup, tmp_path):
+    whole = tmp_path / "whole.sqlite"
+    plan(setup, whole)
+    corpus.run(str(whole), setup["task"], chunk_size=4, batch_size=2)
+    old = tmp_path / "old.sqlite"
+    plan(setup, old)
+
+    def stop(done, total):
+        if done == 12:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        corpus.run(str(old), setup["task"], chunk_size=4, batch_size=2, progress=stop)
+    con = sqlite3.connect(old)  # what tidyvision 0.x (format 1) wrote
+    for name, _ in corpus.IMAGE_COLUMNS:
+        con.execute(f"ALTER TABLE images DROP COLUMN {name}")
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
+    con.commit()
+    con.close()
+    assert plan(setup, old)["pending"] == [19]
+    corpus.run(str(old), setup["task"], chunk_size=4, batch_size=2)
+    assert results(str(old)) == results(str(whole))
+    con = sqlite3.connect(old)
+    assert con.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()[0] == "2"
+    assert con.execute("SELECT count(size), sum(missing) FROM images").fetchone() == (31, 0)
+    con.close()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 2 MB file system (tmpfs), mounted for the test: needs root."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"can't mount a tmpfs here: {res.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def fill(folder):
+    """Write a file until the disk is full."""
+    with open(folder / "filler", "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+
+
+def test_a_full_disk_says_so_and_keeps_the_finished_chunks(setup, tiny_disk):
+    file = tiny_disk / "out.sqlite"
+    plan(setup, file)
+
+    def fill_at(done, total):
+        if done == 8:  # two chunks committed
+            fill(tiny_disk)
+
+    with pytest.raises(TidyvisionError) as e:
+        corpus.run(str(file), setup["task"], chunk_size=4, batch_size=4, progress=fill_at)
+    assert e.value.kind == "disk_full"
+    assert "full" in str(e.value) and "finished chunks are kept" in str(e.value) and str(file) in str(e.value)
+    (tiny_disk / "filler").unlink()
+    con = sqlite3.connect(file)
+    assert con.execute("SELECT count(*) FROM results").fetchone()[0] == 8
+    con.close()
+    assert plan(setup, file)["pending"] == [23]
+
+
+HOLD = """
+import sys
+from tidyvision import corpus
+corpus.lock([sys.argv[1]])
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_second_run_is_refused_while_one_holds_the_file_and_not_after_it_is_killed(setup, tmp_path):
+    file = str(tmp_path / "out.sqlite")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, file], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(TidyvisionError) as e:
+            plan(setup, file)
+        assert e.value.kind == "corpus_busy" and f"process {holder.pid}" in str(e.value)
+    finally:
+        holder.kill()  # SIGKILL: no clean-up runs
+        holder.wait()
+    assert plan(setup, file)["pending"] == [31]
+    assert not os.path.exists(file + ".lock")
+
+
+def test_a_damaged_output_names_the_file_and_what_to_do(setup, tmp_path):
+    file = tmp_path / "out.sqlite"
+    plan(setup, file)
+    data = bytearray(file.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page
+    file.write_bytes(bytes(data))
+    with pytest.raises(TidyvisionError) as e:
+        plan(setup, file)
+    assert e.value.kind == "corpus_corrupt" and str(file) in str(e.value) and "backup" in str(e.value)
+
+
+def test_a_lock_file_that_cant_be_made_is_a_user_error(setup, tmp_path):
+    file = tmp_path / "out.sqlite"
+    (tmp_path / "out.sqlite.lock").mkdir()
+    with pytest.raises(TidyvisionError) as e:
+        plan(setup, file)
+    assert e.value.kind == "write_failed" and "out.sqlite.lock" in str(e.value)

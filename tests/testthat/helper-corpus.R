@@ -49,3 +49,77 @@ reference_run <- function() {
   }
   corpus_cache$reference
 }
+
+# A named pipe posing as an image. A run that reaches it blocks in open()
+# until the test turns it into a file, so a test stops a run at a point it
+# controls instead of hoping that a kill or a cancel lands in time.
+corpus_gate <- function(name = "gate.jpg") {
+  skip_on_os("windows")
+  dir <- file.path(tempdir(), "tv-corpus-gates")
+  dir.create(dir, showWarnings = FALSE)
+  path <- file.path(dir, name)
+  unlink(path)
+  status <- system2("mkfifo", shQuote(path))
+  skip_if(status != 0 || !file.exists(path), "mkfifo can't make a named pipe here")
+  normalizePath(path)
+}
+
+# The gate becomes an ordinary image: a copy of `like`.
+open_gate <- function(gate, like) {
+  unlink(gate)
+  file.copy(like, gate)
+}
+
+# Waits for `done()`, which the test guarantees will come (a run blocked at a
+# gate); the deadline only turns a hang into a failure.
+wait_until <- function(done, what, seconds = 300) {
+  deadline <- Sys.time() + seconds
+  while (!isTRUE(done())) {
+    if (Sys.time() > deadline) stop("Timed out waiting until ", what, call. = FALSE)
+    Sys.sleep(0.1)
+  }
+}
+
+# Images done in an output file, or 0 while it can't be read.
+done_in <- function(file) {
+  if (!file.exists(file)) return(0)
+  sum(tidyvision:::corpus_status(file)$done, na.rm = TRUE)
+}
+
+# A classify_folder() call in a child R process that loads tidyvision from
+# .libPaths(), as a user's second session or a cluster job does.
+corpus_child <- function(images, output) {
+  callr::r_bg(function(task, images, output) {
+    tidyvision::classify_folder(task, images, output, chunk_size = 8, batch_size = 8, verbose = FALSE)
+  }, args = list(dirname(corpus_fit()$weights), images, output), libpath = .libPaths(),
+  env = c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = ":")))
+}
+
+# A real 2 MB file system (tmpfs) for the test, unmounted afterwards: needs root.
+local_tiny_disk <- function(env = parent.frame()) {
+  skip_on_os(c("windows", "mac"))
+  dir <- tempfile("tv-tiny-disk-")
+  dir.create(dir)
+  status <- suppressWarnings(system2("mount", c("-t", "tmpfs", "-o", "size=2m", "tmpfs", dir),
+                                     stdout = FALSE, stderr = FALSE))
+  skip_if(status != 0, "can't mount a tmpfs here (needs root)")
+  withr::defer(system2("umount", dir), envir = env)
+  dir
+}
+
+# Fills the disk that holds `dir` to the last block.
+fill_disk <- function(dir) {
+  system2("dd", c("if=/dev/zero", paste0("of=", file.path(dir, "filler")), "bs=4096"),
+          stdout = FALSE, stderr = FALSE)
+  file.path(dir, "filler")
+}
+
+# Is a thread of process `pid` inside open() on a named pipe, waiting for a
+# writer? (Linux: the kernel's wchan for that wait is wait_for_partner.)
+waiting_at_gate <- function(pid) {
+  tasks <- list.files(file.path("/proc", pid, "task"), full.names = TRUE)
+  wchan <- vapply(tasks, function(t) {
+    tryCatch(readLines(file.path(t, "wchan"), warn = FALSE)[1], error = function(e) NA_character_)
+  }, "")
+  any(wchan %in% "wait_for_partner")
+}

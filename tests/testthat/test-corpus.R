@@ -35,40 +35,46 @@ test_that("classify_folder() equals predict() row for row, with a bar and one wa
   expect_equal(again$done, 121L)
 })
 
-test_that("a child R process killed with SIGKILL mid-run resumes to exactly the uninterrupted rows", {
+test_that("a run blocked half-way refuses a second run; killed with SIGKILL, it resumes to the uninterrupted rows", {
   skip_if_no_engine()
   skip_if_not(installed_for_children(), "tidyvision is not installed for child R processes")
   fit <- corpus_fit()
   reference <- reference_run()
+  paths <- reference$path
+  gate <- corpus_gate("killed-gate.jpg")
+  images <- c(paths[1:60], gate, paths[61:121])  # the gate is the 61st: chunks 1-7 are done before it
   out <- corpus_out("killed.sqlite")
-  unlink(out)
-  child <- callr::r_bg(function(task, images, output) {
-    tidyvision::classify_folder(task, images, output, chunk_size = 8, batch_size = 8, verbose = FALSE)
-  }, args = list(dirname(fit$weights), corpus_folder(), out), libpath = .libPaths(),
-  env = c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = ":")))
+  unlink(c(out, paste0(out, ".lock")))
+  child <- corpus_child(images, out)
   on.exit(child$kill(), add = TRUE)
-  deadline <- Sys.time() + 120
-  done <- 0
-  while (child$is_alive() && Sys.time() < deadline) {
-    done <- if (file.exists(out)) sum(tidyvision:::corpus_status(out)$done, na.rm = TRUE) else 0
-    if (done >= 16) break
-    Sys.sleep(0.05)
-  }
+  skip_if_not(file.exists("/proc/self/wchan"), "no /proc/<pid>/wchan to see a process wait at the gate")
+  wait_until(function() (done_in(out) >= 56 && waiting_at_gate(child$get_pid())) || !child$is_alive(),
+             "the child waits at the gate")
   expect_true(child$is_alive(), info = child$read_all_error())
-  child$kill()  # SIGKILL
+  expect_equal(done_in(out), 56)
+
+  # The child stays inside open(); with the gate moved away, a second run that
+  # wrongly went ahead would finish instead of blocking there too.
+  held <- paste0(gate, ".held")
+  file.rename(gate, held)
+  expect_error(classify_folder(fit, images, out, chunk_size = 8, verbose = FALSE),
+               "Another run \\(process [0-9]+", class = "tidyvision_error_corpus_busy")
+  child$kill()  # SIGKILL: the child's lock goes with it
+  unlink(held)
   expect_false(child$is_alive())
 
   expect_message(partial <- read_corpus(out), "not done yet", class = "tidyvision_message_pending")
-  expect_gt(attr(partial, "pending"), 0)
-  expect_equal(nrow(partial) + attr(partial, "pending"), 121)
-  expect_equal(nrow(partial) %% 8, 0)  # whole chunks only
+  expect_equal(attr(partial, "pending"), 66)
   expect_equal(partial, reference[match(partial$path, reference$path), ], ignore_attr = TRUE)
 
-  suppressWarnings(classify_folder(dirname(fit$weights), corpus_folder(), out, chunk_size = 8,
+  open_gate(gate, paths[1])
+  suppressWarnings(classify_folder(dirname(fit$weights), images, out, chunk_size = 8,
                                    batch_size = 8, verbose = FALSE))
   resumed <- read_corpus(out)
   expect_false(anyDuplicated(resumed$path) > 0)
-  expect_identical(resumed, reference)
+  expect_equal(resumed[resumed$path != gate, ], reference, tolerance = 1e-6, ignore_attr = TRUE)
+  expect_equal(resumed$.pred_red[resumed$path == gate], reference$.pred_red[1], tolerance = 1e-6)
+  expect_false(file.exists(paste0(out, ".lock")))
 })
 
 test_that("an output from another model is a classed error; overwrite = TRUE starts afresh", {
@@ -124,7 +130,8 @@ test_that("the tagger and the face detector run through the same machinery", {
   classify_folder("faces", photos, out, overwrite = TRUE, chunk_size = 1, verbose = FALSE)
   got <- read_corpus(out)
   want <- detect_faces(photos, verbose = FALSE)
-  expect_equal(got, want[order(want$path, method = "radix"), ], ignore_attr = TRUE)
+  expect_equal(got[names(want)], want[order(want$path, method = "radix"), ], ignore_attr = TRUE)
+  expect_false(any(got$missing))
   expect_equal(read_corpus(out, counts = TRUE)$n, count_faces(got)$n)
 })
 
@@ -186,4 +193,93 @@ test_that("a corpus output feeds estimate_prevalence() by its path, as read_corp
   expect_equal(by_path, by_table)
   expect_equal(sort(unique(by_path$class)), c("blue", "red"))
   expect_equal(unique(by_path$n_coded), 40L)
+})
+
+test_that("another program's database is refused, with or without overwrite, and left as it was", {
+  skip_if_no_engine()
+  db <- file.path(tempdir(), "tv-survey.sqlite")
+  unlink(db)
+  con <- DBI::dbConnect(RSQLite::SQLite(), db)
+  DBI::dbWriteTable(con, "respondents", data.frame(id = 1:3, answer = c("yes", "no", "yes")))
+  DBI::dbDisconnect(con)
+  before <- tools::md5sum(db)
+  paths <- reference_run()$path[1:4]
+  expect_error(classify_folder(corpus_fit(), paths, db, verbose = FALSE),
+               "did not write.*respondents", class = "tidyvision_error_not_a_corpus")
+  expect_error(classify_folder(corpus_fit(), paths, db, overwrite = TRUE, verbose = FALSE),
+               "did not write.*respondents", class = "tidyvision_error_not_a_corpus")
+  expect_equal(tools::md5sum(db), before)
+  notes <- file.path(tempdir(), "tv-notes.sqlite")
+  writeLines("my notes, not a database", notes)
+  expect_error(classify_folder(corpus_fit(), paths, notes, overwrite = TRUE, verbose = FALSE),
+               "not an SQLite database", class = "tidyvision_error_not_a_corpus")
+  expect_equal(readLines(notes), "my notes, not a database")
+})
+
+test_that("a changed image is done again, a removed one keeps its rows as missing, and the run says so", {
+  skip_if_no_engine()
+  fit <- corpus_fit()
+  reference <- reference_run()
+  dir <- file.path(tempdir(), "tv-corpus-changes")
+  unlink(dir, recursive = TRUE)
+  dir.create(dir)
+  blue <- reference$path[reference$.pred_class == "blue"][1:6]
+  red <- reference$path[reference$.pred_class == "red" & is.na(reference$problem)][1:6]
+  file.copy(c(blue, red), dir, copy.date = TRUE)
+  out <- corpus_out("changes.sqlite")
+  classify_folder(fit, dir, out, chunk_size = 4, batch_size = 4, overwrite = TRUE, verbose = FALSE)
+  before <- read_corpus(out)
+  changed <- file.path(expand_paths(dir), basename(blue[1]))
+  removed <- file.path(expand_paths(dir), basename(blue[2]))
+  file.copy(red[1], changed, overwrite = TRUE)  # a blue image's name now holds a red image
+  unlink(removed)
+  Sys.setFileTime(file.path(dir, basename(blue[3])), Sys.time() + 60)  # touched only
+
+  expect_message(
+    expect_message(status <- classify_folder(fit, dir, out, chunk_size = 4, batch_size = 4, verbose = FALSE),
+                   "1 image changed since its rows were written", class = "tidyvision_message_changed"),
+    "1 image of .* is gone from disk", class = "tidyvision_message_missing")
+  expect_equal(status$changed, 1L)
+  expect_equal(status$missing, 1L)
+  after <- read_corpus(out)
+  expect_equal(after$path, before$path)
+  expect_equal(as.character(after$.pred_class[after$path == changed]), "red")
+  expect_equal(after$.pred_red[after$path == changed], reference$.pred_red[reference$path == red[1]],
+               tolerance = 1e-5)
+  expect_equal(after$missing, after$path == removed)
+  keep <- after$path != changed
+  expect_equal(after[keep, names(after) != "missing"], before[keep, names(before) != "missing"], ignore_attr = TRUE)
+})
+
+test_that("an output of an older tidyvision (no size, time or missing columns) reads and resumes", {
+  skip_if_no_engine()
+  reference <- reference_run()
+  out <- corpus_out("format1.sqlite")
+  file.copy(corpus_out("reference.sqlite"), out, overwrite = TRUE)
+  con <- DBI::dbConnect(RSQLite::SQLite(), out)
+  for (col in c("size", "mtime_ns", "sha256", "missing")) DBI::dbExecute(con, paste("ALTER TABLE images DROP COLUMN", col))
+  DBI::dbExecute(con, "UPDATE meta SET value = '1' WHERE key = 'format_version'")
+  DBI::dbExecute(con, "UPDATE images SET chunk = NULL WHERE chunk > 10")  # a run stopped after chunk 10
+  DBI::dbExecute(con, "DELETE FROM results WHERE path IN (SELECT path FROM images WHERE chunk IS NULL)")
+  DBI::dbExecute(con, "DELETE FROM chunks WHERE chunk > 10")
+  DBI::dbDisconnect(con)
+
+  expect_message(old <- read_corpus(out), "41 images .* not done yet", class = "tidyvision_message_pending")
+  expect_equal(old, reference[match(old$path, reference$path), ], ignore_attr = TRUE)
+  suppressWarnings(classify_folder(corpus_fit(), corpus_folder(), out, chunk_size = 8, batch_size = 8,
+                                   verbose = FALSE))
+  expect_identical(read_corpus(out), reference)
+})
+
+test_that("a full disk is a classed error that says so and keeps the finished chunks", {
+  skip_if_no_engine()
+  disk <- local_tiny_disk()
+  out <- file.path(disk, "full.sqlite")
+  paths <- reference_run()$path
+  classify_folder(corpus_fit(), paths[1:16], out, chunk_size = 8, batch_size = 8, verbose = FALSE)
+  filler <- fill_disk(disk)
+  expect_error(classify_folder(corpus_fit(), paths[1:40], out, chunk_size = 8, batch_size = 8, verbose = FALSE),
+               "is full.*finished chunks are kept", class = "tidyvision_error_disk_full")
+  unlink(filler)
+  expect_equal(read_corpus(out), reference_run()[1:16, ], ignore_attr = TRUE)
 })
