@@ -198,7 +198,8 @@ write_corpus_csv <- function(output, file, overwrite = FALSE) {
   check_flag(overwrite)
   check_csv_file(file, overwrite, call)
   rows <- suppressMessages(corpus_read(output, FALSE, call))
-  tmp <- tempfile(".tidyvision-csv-", tmpdir = dirname(expand_paths(file)), fileext = ".csv")
+  clean_stale_temps(dirname(expand_paths(file)))
+  tmp <- temp_beside(expand_paths(file), "csv", ".csv")
   on.exit(unlink(tmp), add = TRUE)
   written <- tryCatch({
     utils::write.csv(rows, tmp, row.names = FALSE, na = "", fileEncoding = "UTF-8")

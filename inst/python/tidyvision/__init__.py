@@ -12,7 +12,7 @@ _SUBMODULES = {
     "cache", "config", "errors", "images", "prepare", "fine_tune", "backbones",
     "detect", "detect_train", "faces", "tags", "transforms", "classifier", "bridge",
     "agreement", "label_issues", "suggest_labels", "corpus", "embeddings", "estimates", "explain",
-    "learning_curve", "speed", "testing",
+    "learning_curve", "speed", "testing", "corpus_io",
 }
 
 
