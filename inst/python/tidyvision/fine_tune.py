@@ -199,7 +199,9 @@ class Trainer:
         import torch
         import torch.nn.functional as F
         cfg = self.cfg
-        opt = torch.optim.SGD(params, lr=cfg.learning_rate, momentum=cfg.momentum)
+        # foreach: one update over all ~200 parameter tensors instead of a loop
+        # of small ones (7% off a batch-4 step on a CPU; see bench/fine_tune.py)
+        opt = torch.optim.SGD(params, lr=cfg.learning_rate, momentum=cfg.momentum, foreach=True)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
         history, best, best_state = [], None, None
         n_batches = (len(train_y) + cfg.batch_size - 1) // cfg.batch_size
