@@ -188,6 +188,8 @@ classifier_card <- function(fit) {
     # what training ran on, resolved from "auto"; `hyperparameters` keep what was asked
     device = fit$device, precision = fit$precision, train_precision = fit$train_precision,
     sha256 = fit$sha256, training_images_sha256 = fit$fingerprint,
+    # per train and val image, so a corpus run of the loaded fit flags them
+    seen_images = fit$seen,
     versions = c(list(tidyvision = as.character(utils::packageVersion("tidyvision")),
                       R = as.character(getRversion())),
                  lapply(tv_versions(), function(v) v %||% NA)),
@@ -290,6 +292,13 @@ note_card_version <- function(saved, path) {
                   .frequency = "once", .frequency_id = paste0("tidyvision-card-", saved))
 }
 
+# Cards saved before the fit kept its images have none: NULL, and the
+# corpus rows of such a fit say `trained = NA` (unknown).
+card_seen <- function(seen) {
+  if (!is.data.frame(seen)) return(NULL)
+  seen_from_py(seen)
+}
+
 classifier_from_card <- function(card, weights) {
   settings <- c(list(backbone = card$backbone, resize = card$preprocessing$resize,
                      image_size = card$preprocessing$image_size), card$hyperparameters)
@@ -300,6 +309,7 @@ classifier_from_card <- function(card, weights) {
     val_counts = unlist(card$val_counts),
     # cards written before the resolved values were stored only have the requested ones
     device = card$device %||% settings$device, precision = card$precision %||% settings$precision,
-    train_precision = card$train_precision, seconds = card$seconds %||% NA_real_
+    train_precision = card$train_precision, seconds = card$seconds %||% NA_real_,
+    seen = card_seen(card$seen_images)
   )
 }

@@ -307,11 +307,28 @@ classifier_task <- function(task, dots, call) {
   saved <- file.exists(file.path(dirname(fit$weights), "tidyvision.json"))
   engine <- list(kind = "classifier", weights = fit$weights, backbone = fit$backbone,
                  classes = as.list(fit$classes), resize = s$resize, image_size = as.integer(s$image_size),
-                 device = opts$device, precision = s$precision)
+                 device = opts$device, precision = s$precision, seen = classifier_seen(fit))
   task_spec("Classifying", engine,
             list(task = "classifier", sha256 = fit$sha256, backbone = fit$backbone, classes = fit$classes,
                  resize = s$resize, image_size = s$image_size, precision = s$precision),
             dir = if (saved) dirname(fit$weights), fit = fit)
+}
+
+# The fit's train and val images by content, for the engine to flag corpus
+# images that are (copies of) them; NULL when the fit does not carry them.
+classifier_seen <- function(fit) {
+  if (is.null(fit$seen)) return(NULL)
+  list(sha256 = as.list(fit$seen$sha256), phash = as.list(fit$seen$phash))
+}
+
+# read_corpus()'s `trained`: whether a row's image trained or validated the
+# classifier, by content. FALSE for tasks without a fit; NA where unknown (an
+# unreadable image, a fit saved without its images, an output not yet
+# upgraded by a run of this version).
+trained_column <- function(rows, task) {
+  if (task != "classifier") return(rep(FALSE, nrow(rows)))
+  if (is.null(rows$trained)) return(rep(NA, nrow(rows)))
+  as.integer(rows$trained) == 1L
 }
 
 imagenet_task <- function(dots, call) {

@@ -155,6 +155,7 @@ corpus_rows <- function(rows, meta) {
     faces = as_schema(rows, "faces")
   )
   out$missing <- as.integer(rows$missing) == 1L
+  out$trained <- trained_column(rows, meta$task)
   out
 }
 

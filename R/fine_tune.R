@@ -116,15 +116,17 @@ fine_tune <- function(images, label = label, backbone = "efficientnet_lite0",
     sha256 = engine_call("backbones.weights_digest", weights_path), fingerprint = res$fingerprint,
     n_train = res$n_train, n_val = res$n_val, val_counts = col_of(res$val_counts, "int"),
     device = res$device, precision = res$precision, train_precision = res$train_precision,
-    seconds = res$seconds
+    seconds = res$seconds, seen = seen_from_py(res$seen)
   )
 }
 
 # The one constructor of a `tv_classifier`, for fine_tune() and load_classifier().
 # `val_counts`: validation images per class, in the order of `classes`.
+# `seen`: the train and val images by content (seen_from_py()), or NULL for
+# a fit saved before they were kept.
 new_classifier <- function(classes, label, settings, history, best_epoch, weights, sha256,
                            fingerprint, n_train, n_val, val_counts, device, precision,
-                           train_precision = NULL, seconds = NA_real_) {
+                           train_precision = NULL, seconds = NA_real_, seen = NULL) {
   settings$weights <- NULL  # a path on the training machine, not a property of the model
   if (!is.null(val_counts)) val_counts <- rlang::set_names(as.integer(val_counts), classes)
   structure(list(
@@ -133,8 +135,17 @@ new_classifier <- function(classes, label, settings, history, best_epoch, weight
     weights = weights, carried = carry_weights(weights), sha256 = sha256, fingerprint = fingerprint,
     n_train = as.integer(n_train), n_val = as.integer(n_val), val_counts = val_counts,
     device = device, precision = precision, train_precision = train_precision %||% precision,
-    seconds = seconds
+    seconds = seconds, seen = seen
   ), class = "tv_classifier")
+}
+
+# The fit's own images as a tibble `path, split, sha256, phash` (phash: the
+# full-frame, 95% and 90% phashes, 16 hex digits each): what classify_folder()
+# tells them by, however they were renamed, resized or re-encoded.
+seen_from_py <- function(seen) {
+  if (is.null(seen)) return(NULL)
+  tibble::tibble(path = col_of(seen$path), split = col_of(seen$split),
+                 sha256 = col_of(seen$sha256), phash = col_of(seen$phash))
 }
 
 history_from_py <- function(h) as_schema(h, "history")

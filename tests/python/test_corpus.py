@@ -63,7 +63,7 @@ def test_a_run_equals_predict_row_for_row_with_a_problem_row(setup, tmp_path):
     rows = results(str(file))
     assert [r[0] for r in rows] == setup["paths"]
     bad = setup["paths"].index(str(setup["root"] / "imgs" / "red" / "zz_bad.jpg"))
-    assert rows[bad][1] is None and "not an image Pillow can read" in rows[bad][4]
+    assert rows[bad][1] is None and "not an image Pillow can read" in rows[bad][5]
     ok = [i for i in range(31) if i != bad]
     got = np.array([[rows[i][2], rows[i][3]] for i in ok])
     assert np.allclose(got, pred["prob"][ok], atol=1e-4)  # batches differ: float noise only
@@ -237,9 +237,50 @@ def test_an_output_of_format_1_is_migrated_and_resumes(setup, tmp_path):
     corpus.run(str(old), setup["task"], chunk_size=4, batch_size=2)
     assert results(str(old)) == results(str(whole))
     con = sqlite3.connect(old)
-    assert con.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()[0] == "2"
+    assert con.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()[0] == "3"
     assert con.execute("SELECT count(size), sum(missing) FROM images").fetchone() == (31, 0)
     con.close()
+
+
+def seen_task(setup, paths):
+    from tidyvision import fine_tune
+    return dict(setup["task"], seen=fine_tune.seen_images(paths, []))
+
+
+def test_the_fits_own_images_and_their_copies_are_flagged_trained(setup, tmp_path):
+    train = setup["paths"][:4]
+    copies = [fixtures.write_copy(train[0], str(tmp_path / "half.png"), "half") or str(tmp_path / "half.png"),
+              fixtures.write_copy(train[1], str(tmp_path / "q40.jpg"), "jpeg40") or str(tmp_path / "q40.jpg")]
+    shutil.copy(train[2], tmp_path / "renamed.jpg")
+    copies.append(str(tmp_path / "renamed.jpg"))
+    others = [p for p in setup["paths"][4:] if not p.endswith("zz_bad.jpg")]
+    bad = [p for p in setup["paths"] if p.endswith("zz_bad.jpg")]
+    index = corpus.SeenIndex(seen_task(setup, train))
+    assert index.flags(train + copies) == [1] * 7
+    assert index.flags(others) == [0] * len(others)
+    assert index.flags(bad) == [None]
+    # a fit that does not carry its images: unknown, never "not trained"
+    assert corpus.SeenIndex(setup["task"]).flags(train[:1]) == [None]
+
+
+def test_a_classifier_output_of_format_2_gets_trained_on_its_next_plan(setup, tmp_path):
+    task = seen_task(setup, setup["paths"][:4])
+    file = tmp_path / "f2.sqlite"
+    corpus.plan([str(file)], [1], 1, task, "{}", {}, root=str(setup["root"] / "imgs"))
+    corpus.run(str(file), task, chunk_size=8, batch_size=4)
+    con = sqlite3.connect(file)
+    con.execute("ALTER TABLE results DROP COLUMN trained")
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'format_version'")
+    con.commit()
+    con.close()
+    corpus.plan([str(file)], [1], 1, task, "{}", {}, root=str(setup["root"] / "imgs"))
+    con = sqlite3.connect(file)
+    flags = dict(con.execute("SELECT path, trained FROM results").fetchall())
+    assert con.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()[0] == "3"
+    con.close()
+    assert [flags[p] for p in setup["paths"][:4]] == [1] * 4
+    assert sum(v == 1 for v in flags.values()) == 4
+    assert [v for p, v in flags.items() if p.endswith("zz_bad.jpg")] == [None]
 
 
 @pytest.fixture

@@ -123,3 +123,29 @@ waiting_at_gate <- function(pid) {
   }, "")
   any(wchan %in% "wait_for_partner")
 }
+
+# The corpus folder plus a resized (PNG, half size) and a re-encoded (JPEG
+# quality 40) copy of one of corpus_fit()'s training images, run through
+# classify_folder(): what the `trained` column is tested on.
+trained_corpus <- function() {
+  if (is.null(corpus_cache$trained)) {
+    dir <- file.path(tempdir(), "tv-corpus-copies")
+    unlink(dir, recursive = TRUE)
+    dir.create(dir)
+    src <- file.path(corpus_folder(), "red", "red_005.jpg")
+    fx <- fixtures()
+    copies <- c(fx$write_copy(src, file.path(dir, "red_005_half.png"), "half"),
+                fx$write_copy(src, file.path(dir, "red_005_q40.jpg"), "jpeg40"))
+    paths <- c(suppressWarnings(image_files(corpus_folder()))$path, normalizePath(copies))
+    out <- corpus_out("trained.sqlite")
+    suppressWarnings(classify_folder(corpus_fit(), paths, out, chunk_size = 16, batch_size = 8,
+                                     overwrite = TRUE, verbose = FALSE))
+    corpus_cache$trained <- read_corpus(out)
+  }
+  corpus_cache$trained
+}
+
+# Which rows of trained_corpus() are the fit's own images (its train and
+# val files, 000 to 019 of each class) and which are copies of one.
+own_images <- function(paths) grepl("_0[0-1][0-9][.]jpg$", paths) & !copied_images(paths)
+copied_images <- function(paths) grepl("tv-corpus-copies", paths, fixed = TRUE)

@@ -318,3 +318,25 @@ test_that("a save cleans up after a killed save, but not after one still running
   expect_false(file.exists(file.path(root, "child")))
   expect_s3_class(load_classifier(file.path(root, "b")), "tv_classifier")
 })
+
+test_that("the card keeps the fit's train and val images by content; an older card without them loads", {
+  skip_if_no_engine()
+  fit <- small_fit()
+  dir <- file.path(withr::local_tempdir(), "model")
+  save_classifier(fit, dir)
+  card <- jsonlite::fromJSON(file.path(dir, "tidyvision.json"))
+  expect_equal(nrow(card$seen_images), fit$n_train + fit$n_val)
+  expect_equal(as.vector(table(card$seen_images$split)), c(fit$n_train, fit$n_val))
+  expect_equal(load_classifier(dir)$seen, fit$seen)
+  imgs <- separable_images()
+  expect_setequal(fit$seen$path, imgs$path[imgs$split %in% c("train", "val")])
+
+  card <- jsonlite::read_json(file.path(dir, "tidyvision.json"))
+  card$seen_images <- NULL  # as tidyvision wrote cards before it kept them
+  jsonlite::write_json(card, file.path(dir, "tidyvision.json"), auto_unbox = TRUE, digits = NA, null = "null")
+  old <- load_classifier(dir)
+  expect_null(old$seen)
+  out <- file.path(withr::local_tempdir(), "old-card.sqlite")
+  classify_folder(old, imgs$path[1:3], out, verbose = FALSE)
+  expect_equal(read_corpus(out)$trained, c(NA, NA, NA))  # unknown, not "not trained"
+})

@@ -9,7 +9,9 @@ One output file per shard. Its tables:
   only when the file did not change while its chunk ran) and ``missing``
   (the file was gone when the output was last planned);
 - ``results``: the task's rows (one per image for a classifier, one per
-  tag, object or face otherwise), with ``problem``;
+  tag, object or face otherwise), with ``problem``; a classifier's rows also
+  say whether the image ``trained`` or validated the model (by content:
+  ``trained_flags``), so its own images never pass for a corpus sample;
 - ``chunks``: one row per finished chunk.
 
 A chunk's results, its images' chunk numbers and its ``chunks`` row are
@@ -31,12 +33,14 @@ import sqlite3
 import stat
 import time
 
-from . import classifier, corpus_io, images
+import numpy as np
+
+from . import classifier, corpus_io, images, prepare
 from .corpus_io import lock, unlock  # noqa: F401  (R calls corpus.lock / corpus.unlock)
 from .errors import TidyvisionError, check
 
 FORMAT = "tidyvision-corpus"
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"
 # columns that format 1 lacked: added in place by _migrate()
 IMAGE_COLUMNS = (("size", "INTEGER"), ("mtime_ns", "INTEGER"), ("sha256", "TEXT"),
                  ("missing", "INTEGER NOT NULL DEFAULT 0"))
@@ -59,7 +63,7 @@ def shard_of(path, n_shards):
 def columns(task):
     kind = task["kind"]
     if kind == "classifier":
-        return ["path", ".pred_class"] + [".pred_" + c for c in task["classes"]] + ["problem"]
+        return ["path", ".pred_class"] + [".pred_" + c for c in task["classes"]] + ["trained", "problem"]
     return list({"imagenet": TAG_COLUMNS, "detector": DETECT_COLUMNS, "faces": FACE_COLUMNS}[kind])
 
 
@@ -115,7 +119,7 @@ def _check_or_create(con, file, task, fingerprint, meta):
     tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
     if "meta" in tables:
         _check_same(con, file, fingerprint, meta["shards"])
-        _migrate(con)
+        _migrate(con, task)
     elif tables:
         # Someone else's database: never add our tables to it.
         raise TidyvisionError(
@@ -160,13 +164,33 @@ def _check_same(con, file, fingerprint, n_shards):
           "`shards`, or overwrite = TRUE to start afresh.")
 
 
-def _migrate(con):
-    """Give a format-1 output the columns of format 2 (its images resume as they are)."""
+def _migrate(con, task):
+    """Give a format-1 output the columns of format 2, and a classifier's
+    output of format 1 or 2 the ``trained`` column of format 3 (its images
+    resume as they are; ``_fill_trained`` flags the done ones)."""
     have = {r[1] for r in con.execute("PRAGMA table_info(images)")}
     for name, decl in IMAGE_COLUMNS:
         if name not in have:
             con.execute(f"ALTER TABLE images ADD COLUMN {name} {decl}")
+    if task["kind"] == "classifier":
+        if "trained" not in {r[1] for r in con.execute("PRAGMA table_info(results)")}:
+            con.execute("ALTER TABLE results ADD COLUMN trained INTEGER")
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('columns', ?)", (json.dumps(columns(task)),))
+        _fill_trained(con, task)
     con.execute("INSERT OR REPLACE INTO meta VALUES ('format_version', ?)", (FORMAT_VERSION,))
+
+
+def _fill_trained(con, task):
+    """Flag the done rows that have no ``trained`` yet (written before format
+    3), from their files; a file that is gone stays NULL (unknown)."""
+    index = SeenIndex(task)
+    if index.empty:
+        return
+    todo = [r[0] for r in con.execute(
+        "SELECT results.path FROM results JOIN images ON images.path = results.path "
+        "WHERE results.trained IS NULL AND results.problem IS NULL AND images.missing = 0")]
+    todo = [p for p in todo if os.path.exists(p)]
+    con.executemany("UPDATE results SET trained = ? WHERE path = ?", zip(index.flags(todo), todo))
 
 
 # Which images are new, changed or gone ---------------------------------------------
@@ -337,8 +361,44 @@ def task_batches(task, batches):
             yield chunk, cols
 
 
+class SeenIndex:
+    """The fit's train and val images (fine_tune.py ``seen_images``): an image
+    is one of them when its sha256 is among theirs, or its phashes are within
+    prepare.DEFAULT_MAX_DISTANCE bits of one's (find_duplicates()' distance),
+    so a resized or re-encoded copy counts too. ``empty`` for a fit that
+    does not carry them (saved before they were kept): flags are then None."""
+
+    def __init__(self, task):
+        seen = task.get("seen") or {}
+        self.sha256 = set(seen.get("sha256") or [])
+        rows = [[int(h[i:i + 16], 16) for i in range(0, len(h), 16)] for h in seen.get("phash") or [] if h]
+        self.phash = np.array(rows, dtype=np.uint64).reshape(len(rows), len(prepare.CROP_FRACTIONS) + 1)
+        self.empty = not seen
+
+    def flags(self, paths):
+        """Per path 1 (one of the fit's images), 0, or None (unknown: unreadable, or no index)."""
+        if self.empty:
+            return [None] * len(paths)
+        return images.parallel_map(self._flag, paths)
+
+    def _flag(self, path):
+        digest, _ = prepare.sha256_file(path)
+        if digest is None:
+            return None
+        if digest in self.sha256:
+            return 1
+        hashes, _ = prepare.phash_file(path)
+        if hashes is None:
+            return None
+        if not len(self.phash):
+            return 0
+        near = prepare.hamming(np.array(hashes, dtype=np.uint64)[None], self.phash).min()
+        return int(near <= prepare.DEFAULT_MAX_DISTANCE)
+
+
 def _classifier_batches(task, batches):
     classes = list(task["classes"])
+    index = SeenIndex(task)
     for _, chunk, probs, problems in classifier.predict_batches(
             batches, task["weights"], task["backbone"], len(classes), task["resize"],
             task["image_size"], task["device"], task["precision"]):
@@ -346,4 +406,6 @@ def _classifier_batches(task, batches):
                 ".pred_class": [None if q is not None else classes[int(p.argmax())] for p, q in zip(probs, problems)]}
         for j, c in enumerate(classes):
             cols[".pred_" + c] = [None if q is not None else float(p[j]) for p, q in zip(probs, problems)]
+        flags = iter(index.flags([p for p, q in zip(chunk, problems) if q is None]))
+        cols["trained"] = [None if q is not None else next(flags) for q in problems]
         yield chunk, cols

@@ -65,6 +65,26 @@ def fingerprint(digests, labels):
     return hashlib.sha256("\n".join(items).encode()).hexdigest()
 
 
+def seen_images(train_paths, val_paths):
+    """Each readable train and val image by content: its sha256 and the
+    phashes find_duplicates(method = "phash") compares (full frame, central
+    95% and 90%, 16 hex digits each). A corpus run tells the fit's own images
+    by these, so a resized or re-encoded copy of one is caught too
+    (corpus.py ``trained_flags``)."""
+    from . import prepare
+    paths = list(train_paths) + list(val_paths)
+    split = ["train"] * len(train_paths) + ["val"] * len(val_paths)
+    digests = images.parallel_map(prepare.sha256_file, paths)
+    hashes = images.parallel_map(prepare.phash_file, paths)
+    ok = [i for i, (d, _) in enumerate(digests) if d is not None and hashes[i][0] is not None]
+    return {"path": [paths[i] for i in ok], "split": [split[i] for i in ok],
+            "sha256": [digests[i][0] for i in ok], "phash": [phash_hex(hashes[i][0]) for i in ok]}
+
+
+def phash_hex(hashes):
+    return "".join(f"{h:016x}" for h in hashes)
+
+
 def epoch_metrics(y, pred, n_classes):
     """Accuracy, and precision/recall/F1: of the first class for two classes
     (yardstick's event level); otherwise macro averages over the same classes
@@ -322,6 +342,9 @@ def fit(train_paths, train_labels, val_paths, val_labels, n_classes, weights_pat
         "skipped_path": [p for p, _ in train.skipped + val.skipped],
         "skipped_problem": [q for _, q in train.skipped + val.skipped],
         "fingerprint": fingerprint(train.digests, [train_labels[i] for i in train.ok]),
+        # keyed like the decoded images, so a grid hashes its files once
+        "seen": CACHE.get("seen", decoded_key[:2], lambda: seen_images(
+            [train_paths[i] for i in train.ok], [val_paths[i] for i in val.ok])),
         "n_train": len(train.ok), "n_val": len(val.ok),
         "val_counts": np.bincount(val_y.numpy(), minlength=n_classes).tolist(),
         "device": trainer.device, "precision": trainer.precision, "train_precision": trainer.train_precision,
