@@ -13,6 +13,14 @@
 #' Code the images in the order given, and don't show coders the model's
 #' predictions (the returned tibble leaves them out).
 #'
+#' **The model's own images.** Rows of `predictions` with `trained = TRUE`
+#' (from [read_corpus()]: the image, or a resized or re-encoded copy of it,
+#' trained or validated the classifier) are left out of the draw, with a
+#' message saying how many: the model's errors on them are smaller than on
+#' the rest of the corpus, so coding them would make the interval too
+#' narrow. They then have no chance of being drawn; when they are more than
+#' a sliver of the corpus, estimate the share among the other images.
+#'
 #' **Strata.** With `strata` (e.g. `.pred_class`), `n` is shared equally
 #' among the strata (a stratum smaller than its share is coded whole), so a
 #' rare predicted class still gets coded images. Inclusion probabilities then
@@ -24,6 +32,8 @@
 #' @param strata Columns of `predictions` to stratify by, or `NULL` for a
 #'   simple random sample.
 #' @param seed Random seed: the same seed draws the same sample.
+#' @param include_trained `TRUE` to draw from the rows with `trained = TRUE`
+#'   too ([estimate_prevalence()] then refuses them).
 #' @return A tibble in coding order: `path`, the strata columns,
 #'   `.inclusion_prob` and `.weight`. Add the coders' labels as a column.
 #' @export
@@ -32,10 +42,12 @@
 #'                          .pred_class = rep(c("protest", "other"), c(50, 450)))
 #' sample_for_coding(corpus, n = 40)
 #' table(sample_for_coding(corpus, n = 40, strata = .pred_class)$.pred_class)
-sample_for_coding <- function(predictions, n, strata = NULL, seed = 1) {
+sample_for_coding <- function(predictions, n, strata = NULL, seed = 1, include_trained = FALSE) {
   predictions <- as_predictions(predictions)
   check_count(n)
   check_seed(seed)
+  check_flag(include_trained)
+  if (!include_trained) predictions <- drop_trained(predictions)
   paths <- image_paths(predictions, "predictions")
   strata_cols <- select_columns(predictions, rlang::enquo(strata), "strata")
   if (n > length(paths)) {
@@ -57,6 +69,18 @@ sample_for_coding <- function(predictions, n, strata = NULL, seed = 1) {
   out$.inclusion_prob <- take[stratum[picked]] / sizes[stratum[picked]]
   out$.weight <- 1 / out$.inclusion_prob
   out
+}
+
+# The rows whose image trained or validated the classifier, left out of a
+# draw: the model's errors there are not the corpus's.
+drop_trained <- function(predictions) {
+  seen <- if ("trained" %in% names(predictions)) predictions$trained %in% TRUE else FALSE
+  if (!any(seen)) return(predictions)
+  n <- sum(seen)
+  cli::cli_inform(c(i = "Left out {n} image{?s} that trained or validated the classifier ({.code trained = TRUE}): the model's errors on {?it/them} are smaller than on the corpus.",
+                    " " = "Use {.code include_trained = TRUE} to draw from {cli::qty(n)}{?it/them} too."),
+                  class = "tidyvision_message_trained")
+  predictions[!seen, , drop = FALSE]
 }
 
 # `n` shared equally among strata of `sizes`; a stratum smaller than its
@@ -137,6 +161,25 @@ check_truths <- function(truth, col, paths, call) {
   tv_abort(c("{sum(bad)} coded image{?s} ha{?s/ve} no {.field {col}}:", bullets_of(paths[bad]),
              i = "Finish coding them, or drop the rows if they were never coded (the rest must stay a random sample)."),
            class = "missing_truth", call = call)
+}
+
+# Coded images that are the classifier's own (or copies of them), by
+# content: classify_folder()'s `trained` column.
+check_not_trained <- function(predicted, call) {
+  if (!"trained" %in% names(predicted)) return(invisible())
+  seen <- predicted$trained %in% TRUE
+  if (!any(seen)) return(invisible())
+  n <- sum(seen)
+  tv_abort(c("{n} coded image{?s} trained or validated the classifier ({.code trained = TRUE} in the predictions: the image or a resized or re-encoded copy of it).",
+             x = "The model has seen {cli::qty(n)}{?it/them}, so its errors there are smaller than on the rest of the corpus: the correction would be too small and the interval too narrow.",
+             i = "Code a fresh sample drawn with {.fn sample_for_coding}, which leaves such images out."),
+           class = c("coded_trained", "not_random"), call = call)
+}
+
+# Did the content check see every coded image? (No `trained` column, or NA
+# for an image, leaves it open.)
+trained_checked <- function(predicted) {
+  "trained" %in% names(predicted) && !anyNA(predicted$trained)
 }
 
 # Training and validation images are not a random sample of the corpus.

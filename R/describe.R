@@ -201,7 +201,7 @@ describe.tv_estimate <- function(x, format = c("markdown", "text"), ...) {
     sprintf(", combining the classifier's %s for all %s images with %s images hand-coded from a %s",
             if (identical(attr(x, "prediction"), "probability")) "predicted probabilities" else "predicted labels",
             format_count(sum(unique_rows(first, groups)$n_predicted)), format_count(sum(unique_rows(first, groups)$n_coded)),
-            sampling_text(attr(x, "sampling")))
+            sampling_text(attr(x, "sampling"), attr(x, "trained_checked")))
   } else ""
   lines <- vapply(split(x, vctrs::vec_group_id(x[c(groups, "class")])), estimate_line, "", groups = groups, lvl = lvl, main = main)
   new_description(c(sprintf("We estimated the share of each class in the corpus by %s%s.", METHOD_TEXT[[main]], how),
@@ -213,11 +213,20 @@ unique_rows <- function(x, groups) {
   x[!duplicated(x[groups]), , drop = FALSE]
 }
 
-sampling_text <- function(sampling) {
-  switch(sampling %||% "unknown",
-         random = "simple random sample of the corpus",
-         stratified = "stratified random sample, each weighted by its inverse inclusion probability",
-         "sample assumed to be simple random")
+# "Simple random" only when the content check (the corpus's `trained`) saw
+# every coded image: equal inclusion probabilities alone don't rule out the
+# model's own images.
+sampling_text <- function(sampling, trained_checked = FALSE) {
+  checked <- isTRUE(trained_checked)
+  design <- switch(sampling %||% "unknown",
+    random = if (checked) "simple random sample of the corpus" else "sample with equal inclusion probabilities",
+    stratified = "stratified random sample, each weighted by its inverse inclusion probability",
+    "sample whose design was not recorded, assumed to be simple random")
+  paste0(design, if (checked) {
+    ", none of them among the classifier's training or validation images (checked by content, copies included)"
+  } else {
+    "; whether any of them trained or validated the classifier was not checked"
+  })
 }
 
 pct <- function(x) sprintf("%.1f%%", 100 * x)

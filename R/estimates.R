@@ -28,8 +28,13 @@
 #' [sample_for_coding()]. Images the classifier was trained or validated on
 #' are not a random sample of the corpus (the model has seen them, or they
 #' were chosen to be clear examples), so they are refused: coded rows with a
-#' `split` of train or val (in `coded` or `predictions`), and any in
-#' `training`. A `coded` without the `.inclusion_prob` column of
+#' `split` of train or val (in `coded` or `predictions`), any in
+#' `training`, and, by content, any whose prediction row has `trained = TRUE`
+#' (the output of [classify_folder()] flags the classifier's own images and
+#' their resized or re-encoded copies): an error of class
+#' `tidyvision_error_coded_trained` (also `tidyvision_error_not_random`).
+#' [describe()] calls the sample simple random only when that content check
+#' covered every coded image. A `coded` without the `.inclusion_prob` column of
 #' [sample_for_coding()] gets a warning (`tidyvision_warning_sampling_unknown`)
 #' and is treated as a simple random sample. A stratified sample's `.weight`
 #' column (1 / inclusion probability) weights the coded rows, so
@@ -114,6 +119,7 @@ new_estimate <- function(out, prep, level) {
   attr(out, "level") <- level
   attr(out, "prediction") <- prep$prediction
   attr(out, "sampling") <- prep$sampling
+  attr(out, "trained_checked") <- prep$trained_checked
   attr(out, "groups") <- dplyr::group_vars(prep$predictions)
   out
 }
@@ -145,6 +151,7 @@ prepare_estimate <- function(predictions, coded, truth, estimate, training, call
   rows <- coded_rows(coded, truth_col, paths, unpredicted, predictions, training, call)
   list(predictions = predictions, labels = labels, classes = classes, yhat = yhat,
        unpredicted = unpredicted, coded = rows$coded, sampling = rows$sampling,
+       trained_checked = rows$trained_checked,
        prediction = if (use_prob) "probability" else "class")
 }
 
@@ -164,13 +171,14 @@ coded_rows <- function(coded, truth_col, paths, unpredicted, predictions, traini
   truth <- as.character(coded[[truth_col]])
   check_truths(truth, truth_col, coded_paths, call)
   check_not_training(coded_paths, coded, predictions[row, , drop = FALSE], training, call)
+  check_not_trained(predictions[row, , drop = FALSE], call)
   keep <- !unpredicted[row]
   weight <- if (".weight" %in% names(coded)) as.numeric(coded$.weight)[keep]
   sampling <- if (!".inclusion_prob" %in% names(coded)) "unknown" else
     if (length(unique(coded$.inclusion_prob)) > 1) "stratified" else "random"
   if (sampling == "unknown") warn_sampling_unknown()
   list(coded = tibble::tibble(row = row[keep], truth = truth[keep], weight = weight),
-       sampling = sampling)
+       sampling = sampling, trained_checked = trained_checked(predictions[row, , drop = FALSE]))
 }
 
 # A character path is the output of classify_folder(), read with read_corpus().

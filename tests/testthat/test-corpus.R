@@ -184,7 +184,9 @@ test_that("a corpus output feeds estimate_prevalence() by its path, as read_corp
   out <- corpus_out("reference.sqlite")
   labels <- read_corpus(out)
   readable <- labels[is.na(labels$problem), ]
-  coded <- sample_for_coding(readable, n = 40, seed = 3)
+  # the recommended pipeline: the fit's own 40 images are not drawn
+  expect_message(coded <- sample_for_coding(readable, n = 40, seed = 3), "Left out 40 images",
+                 class = "tidyvision_message_trained")
   coded$truth <- basename(dirname(coded$path))
   # the corrupt image has no prediction: left out, with one warning
   expect_warning(by_path <- estimate_prevalence(out, coded, truth, method = "all"),
@@ -251,7 +253,7 @@ test_that("a changed image is done again, a removed one keeps its rows as missin
   expect_equal(after[keep, names(after) != "missing"], before[keep, names(before) != "missing"], ignore_attr = TRUE)
 })
 
-test_that("an output of an older tidyvision (no size, time or missing columns) reads and resumes", {
+test_that("an output of an older tidyvision (no size, time, missing or trained columns) reads and resumes", {
   skip_if_no_engine()
   reference <- reference_run()
   out <- corpus_out("format1.sqlite")
@@ -262,10 +264,13 @@ test_that("an output of an older tidyvision (no size, time or missing columns) r
   DBI::dbExecute(con, "UPDATE images SET chunk = NULL WHERE chunk > 10")  # a run stopped after chunk 10
   DBI::dbExecute(con, "DELETE FROM results WHERE path IN (SELECT path FROM images WHERE chunk IS NULL)")
   DBI::dbExecute(con, "DELETE FROM chunks WHERE chunk > 10")
+  DBI::dbExecute(con, "ALTER TABLE results DROP COLUMN trained")  # format 2 had none
   DBI::dbDisconnect(con)
 
   expect_message(old <- read_corpus(out), "41 images .* not done yet", class = "tidyvision_message_pending")
-  expect_equal(old, reference[match(old$path, reference$path), ], ignore_attr = TRUE)
+  expect_true(all(is.na(old$trained)))  # unknown until a run upgrades it
+  expect_equal(old[names(old) != "trained"], reference[match(old$path, reference$path), names(reference) != "trained"],
+               ignore_attr = TRUE)
   suppressWarnings(classify_folder(corpus_fit(), corpus_folder(), out, chunk_size = 8, batch_size = 8,
                                    verbose = FALSE))
   expect_identical(read_corpus(out), reference)
@@ -282,4 +287,37 @@ test_that("a full disk is a classed error that says so and keeps the finished ch
                "is full.*finished chunks are kept", class = "tidyvision_error_disk_full")
   unlink(filler)
   expect_equal(read_corpus(out), reference_run()[1:16, ], ignore_attr = TRUE)
+})
+
+test_that("classify_folder() flags the fit's own images and their resized and re-encoded copies as trained", {
+  skip_if_no_engine()
+  fit <- corpus_fit()  # saved and loaded: the card keeps what the fit saw
+  expect_equal(nrow(fit$seen), 40)
+  expect_setequal(fit$seen$split, c("train", "val"))
+  expect_match(fit$seen$sha256, "^[0-9a-f]{64}$")
+  expect_match(fit$seen$phash, "^[0-9a-f]{48}$")
+  got <- trained_corpus()
+  own <- own_images(got$path)
+  copy <- copied_images(got$path)
+  bad <- !is.na(got$problem)
+  expect_equal(c(sum(own), sum(copy), sum(bad)), c(40, 2, 1))
+  expect_true(all(got$trained[own]))
+  expect_true(all(got$trained[copy]))
+  expect_false(any(got$trained[!own & !copy & !bad]))
+  expect_true(is.na(got$trained[bad]))
+  # tasks without a fit have no training images
+  out <- corpus_out("tags-trained.sqlite")
+  classify_folder("imagenet", got$path[1:2], out, overwrite = TRUE, top_k = 1, verbose = FALSE)
+  expect_false(any(read_corpus(out)$trained))
+})
+
+test_that("sample_for_coding() leaves out the rows that trained the model, and says how many", {
+  skip_if_no_engine()
+  got <- trained_corpus()
+  expect_message(coded <- sample_for_coding(got, n = sum(!got$trained %in% TRUE)),
+                 "Left out 42 images that trained or validated", class = "tidyvision_message_trained")
+  expect_setequal(coded$path, got$path[!got$trained %in% TRUE])
+  expect_equal(unique(coded$.inclusion_prob), 1)
+  expect_no_message(all <- sample_for_coding(got, n = nrow(got), include_trained = TRUE))
+  expect_setequal(all$path, got$path)
 })

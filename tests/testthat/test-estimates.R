@@ -292,3 +292,30 @@ test_that("learning_curve() scores heads on real images by training size", {
   expect_gt(means[["48"]], 0.6)  # three classes: chance is a third
   expect_s3_class(ggplot2::autoplot(lc), "ggplot")
 })
+
+test_that("coded images that trained the model, or resized copies of them, are refused by content", {
+  skip_if_no_engine()
+  got <- trained_corpus()
+  truth_of <- function(paths) ifelse(grepl("/blue/", paths), "blue", "red")
+  coded <- suppressMessages(sample_for_coding(got, n = 30, seed = 2))
+  coded$truth <- truth_of(coded$path)
+  half <- got$path[grepl("red_005_half.png", got$path, fixed = TRUE)]
+  with_copy <- rbind(coded[-1, ], tibble::tibble(path = half, .inclusion_prob = coded$.inclusion_prob[1],
+                                                 .weight = coded$.weight[1], truth = "red"))
+  expect_error(suppressWarnings(estimate_prevalence(got, with_copy, truth, .pred_class)),
+               "1 coded image trained or validated.*smaller than on the rest of the corpus.*too narrow",
+               class = "tidyvision_error_coded_trained")
+  expect_error(suppressWarnings(estimate_regression(truth ~ 1, got, with_copy, event = "red")),
+               "1 coded image trained or validated", class = "tidyvision_error_coded_trained")
+  # the path-based `training =` still works
+  expect_error(suppressWarnings(estimate_prevalence(got[names(got) != "trained"], coded, truth, .pred_class,
+                                                    training = coded$path[1:2])),
+               "2 coded images were used", class = "tidyvision_error_not_random")
+
+  est <- suppressWarnings(estimate_prevalence(got, coded, truth, .pred_class))
+  expect_match(format(describe(est)), "simple random sample of the corpus, none of them among the classifier's training", all = FALSE)
+  unchecked <- suppressWarnings(estimate_prevalence(got[names(got) != "trained"], coded, truth, .pred_class))
+  text <- paste(format(describe(unchecked)), collapse = " ")
+  expect_no_match(text, "simple random")
+  expect_match(text, "whether any of them trained or validated the classifier was not checked")
+})
