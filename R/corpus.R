@@ -46,6 +46,15 @@
 #' [read_corpus()]. A message, and the `changed` and `missing` columns of the
 #' result, say how many. Outputs of older versions are upgraded in place.
 #'
+#' **The model's own images.** With a classifier, each row of
+#' [read_corpus()] says in `trained` whether the image trained or validated
+#' it, by content: its sha256 is one of the fit's train and val images', or
+#' its perceptual hash is within 8 bits of one's (the distance of
+#' [find_duplicates()]), so renamed, resized and re-encoded copies count.
+#' [sample_for_coding()] leaves those rows out and [estimate_prevalence()]
+#' refuses them. `trained` is `FALSE` for tasks without a fit, and `NA` for
+#' an unreadable image or a classifier saved before fits kept their images.
+#'
 #' **One run at a time.** A run holds a lock on each file it writes (an OS
 #' lock on `protest.sqlite.lock`, which the system drops when the run ends in
 #' any way, `kill -9` included). A second run on the same output is an error
