@@ -16,7 +16,7 @@ DEBIAN_DEPS := r-base-core r-cran-reticulate r-cran-tibble r-cran-cli r-cran-rla
   r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 r-cran-callr r-cran-processx \
   r-cran-patchwork r-cran-png r-cran-jpeg r-cran-ggrepel r-cran-dbi r-cran-rsqlite \
   r-cran-future r-cran-future.batchtools r-cran-batchtools r-cran-shiny r-cran-miniui \
-  r-cran-uwot slurm-wlm munge chromium pandoc python3-venv
+  r-cran-uwot r-cran-haven slurm-wlm munge chromium pandoc python3-venv
 export TIDYVISION_ENV := $(ENVNAME)
 
 .PHONY: demo test fresh-check system-deps install python-env pytest testthat check docs

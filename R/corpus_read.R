@@ -213,14 +213,14 @@ write_corpus_csv <- function(output, file, overwrite = FALSE) {
   invisible(file)
 }
 
-check_csv_file <- function(file, overwrite, call) {
+check_csv_file <- function(file, overwrite, call, example = "corpus.csv") {
   if (!rlang::is_string(file) || !nzchar(file)) {
-    tv_abort("{.arg file} must be the path of a CSV file to write, such as {.val corpus.csv}, not {shown_value(file)}.",
+    tv_abort("{.arg file} must be the path of a file to write, such as {.val {example}}, not {shown_value(file)}.",
              class = "bad_argument", call = call)
   }
   if (dir.exists(file)) {
     tv_abort(c("{.arg file} must be a file, but {.path {file}} is a folder.",
-               i = "Give a file name such as {.path {file.path(file, 'corpus.csv')}}."),
+               i = "Give a file name such as {.path {file.path(file, example)}}."),
              class = "bad_argument", call = call)
   }
   if (!dir.exists(dirname(expand_paths(file)))) {

@@ -49,7 +49,7 @@ def test_listing_walks_names_only_and_matches_rglob(tmp_path):
     (tmp_path / "cat" / "._x.jpg").write_bytes(b"")
     expected = sorted(str(p) for p in tmp_path.rglob("*") if p.is_file() and images.is_image_path(p))
     assert images.find_image_paths(tmp_path) == expected
-    assert len(expected) == 18
+    assert len(expected) == 18 + images.HEIF  # and the iPhone photo
 
 
 def test_a_run_equals_predict_row_for_row_with_a_problem_row(setup, tmp_path):

@@ -151,10 +151,17 @@ def _phases(calls):
 def test_decoding_features_and_training_report_progress(separable, tmp_path):
     train, ytr, val, yva = separable
     cache.clear()  # the cache would skip decoding images seen before
-    calls = []
+    calls, notes = [], []
+
+    def progress(*a, note=None):
+        calls.append(a)
+        notes.append(note)
     fine_tune.fit(train, ytr, val, yva, 2, str(tmp_path / "w.safetensors"), epochs=2, image_size=32,
-                  batch_size=4, train_layers="head", progress=lambda *a: calls.append(a))
+                  batch_size=4, train_layers="head", progress=progress)
     phases = _phases(calls)
+    # each epoch's last tick says which epoch it was (R prints it while knitting)
+    said = [n for n in notes if n is not None]
+    assert [n.split(",")[0] for n in said] == ["epoch 1 of 2", "epoch 2 of 2"]
     # None: the training bar, which R names after the backbone.
     assert list(phases) == ["Decoding images", "Extracting features", None]
     n = len(train) + len(val)

@@ -12,7 +12,15 @@ def odd(tmp_path_factory):
     root = tmp_path_factory.mktemp("odd")
     fixtures.make_odd_folder(root)
     cols = images.list_images(str(root))
-    return {Path(p).name: {k: v[i] for k, v in cols.items()} for i, p in enumerate(cols["path"])}
+    skipped = cols.pop("skipped")
+    rows = {Path(p).name: {k: v[i] for k, v in cols.items()} for i, p in enumerate(cols["path"])}
+    rows["skipped"] = dict(zip((Path(p).name for p in skipped["path"]), skipped["kind"]))
+    return rows
+
+
+def test_files_that_are_not_images_are_named_by_kind(odd):
+    assert odd["skipped"] == {"clip.mp4": "video", "notes.txt": "other"}
+    assert odd["iphone.heic"]["readable"] and odd["iphone.heic"]["format"] == "HEIF"
 
 
 def test_odd_files_are_readable(odd):

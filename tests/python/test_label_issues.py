@@ -23,6 +23,11 @@ def test_flipped_labels_are_issues_and_unlabelled_rows_are_none():
     lowest = set(np.argsort(quality, kind="stable")[:4].tolist())
     assert {0, 15} <= lowest, f"flips ranked {sorted(np.argsort(np.argsort(quality))[[0, 15]] + 1)} of 19"
     np.testing.assert_allclose(np.delete(res["prob"], 5, 0).sum(1), 1)
+    # each row's score is cleanlab's for that row's own label and out-of-fold probabilities
+    from cleanlab.rank import get_label_quality_scores
+    labelled = [i for i in range(len(y)) if y[i] >= 0]
+    expected = get_label_quality_scores(np.array(y)[labelled], res["prob"][labelled])
+    np.testing.assert_allclose([res["label_quality"][i] for i in labelled], expected)
 
 
 def test_uncertainty_scores_and_ranking():

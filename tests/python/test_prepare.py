@@ -85,7 +85,7 @@ def test_unreadable_and_skipped_images_have_no_group(tmp_path):
     assert out["problem"][4] is None
     exact = prepare.find_duplicates(paths, method="exact")
     assert exact["group"] == [1, 2, 1, None, 3]
-    assert "FileNotFoundError" in exact["problem"][3]
+    assert exact["problem"][3] == "file not found"  # the words image_files() uses
 
 
 def test_close_pairs_matches_brute_force_across_blocks(monkeypatch):

@@ -23,6 +23,13 @@ small_fit <- function() {
   cache$fit
 }
 
+# `fit` saved into a folder "model" that is deleted when the calling test ends.
+saved_fit_dir <- function(fit, .env = parent.frame()) {
+  dir <- file.path(withr::local_tempdir(.local_envir = .env), "model")
+  save_classifier(fit, dir)
+  dir
+}
+
 # Progress output that is the same on every run: each bar's final 100% line,
 # without the bar's drawing or its ETA. Lines in between depend on timing.
 # (expect_snapshot() calls `transform` once per message line.)

@@ -31,8 +31,7 @@ test_that("unreadable rows get NA predictions and one warning", {
 test_that("save and load give identical probabilities and a full card", {
   skip_if_no_engine()
   fit <- small_fit()
-  dir <- file.path(withr::local_tempdir(), "model")
-  save_classifier(fit, dir)
+  dir <- saved_fit_dir(fit)
   expect_setequal(list.files(dir), c("model.safetensors", "tidyvision.json"))
   card <- jsonlite::fromJSON(file.path(dir, "tidyvision.json"))
   expect_equal(card$classes, c("blue", "red"))
@@ -50,8 +49,7 @@ test_that("save and load give identical probabilities and a full card", {
 test_that("a card this version doesn't know is refused; another version's is noted once", {
   skip_if_no_engine()
   fit <- small_fit()
-  dir <- file.path(withr::local_tempdir(), "model")
-  save_classifier(fit, dir)
+  dir <- saved_fit_dir(fit)
   card_file <- file.path(dir, "tidyvision.json")
   original <- jsonlite::read_json(card_file)
   with_card <- function(change) {
@@ -75,8 +73,7 @@ test_that("a card this version doesn't know is refused; another version's is not
 test_that("an existing folder is not overwritten without overwrite = TRUE", {
   skip_if_no_engine()
   fit <- small_fit()
-  dir <- file.path(withr::local_tempdir(), "model")
-  save_classifier(fit, dir)
+  dir <- saved_fit_dir(fit)
   before <- file.info(file.path(dir, "model.safetensors"))$mtime
   expect_error(save_classifier(fit, dir), class = "tidyvision_error_exists")
   expect_equal(file.info(file.path(dir, "model.safetensors"))$mtime, before)
@@ -93,8 +90,7 @@ test_that("an existing folder is not overwritten without overwrite = TRUE", {
 test_that("tampered weights and pickles are refused", {
   skip_if_no_engine()
   fit <- small_fit()
-  dir <- file.path(withr::local_tempdir(), "model")
-  save_classifier(fit, dir)
+  dir <- saved_fit_dir(fit)
   w <- file.path(dir, "model.safetensors")
   bytes <- readBin(w, "raw", file.size(w))
   bytes[length(bytes) - 10] <- as.raw((as.integer(bytes[length(bytes) - 10]) + 1) %% 256)
@@ -173,8 +169,7 @@ test_that("augment() replaces the predictions of an earlier augment()", {
 test_that("a loaded classifier prints as the fitted one, with what training ran on", {
   skip_if_no_engine()
   fit <- small_fit()
-  dir <- file.path(withr::local_tempdir(), "model")
-  save_classifier(fit, dir)
+  dir <- saved_fit_dir(fit)
   card <- jsonlite::fromJSON(file.path(dir, "tidyvision.json"))
   expect_equal(card[c("device", "precision", "train_precision")],
                list(device = fit$device, precision = fit$precision, train_precision = fit$train_precision))
@@ -253,8 +248,7 @@ test_that("save_classifier() and load_classifier() say what is wrong with `dir`"
 test_that("a damaged card or weights file is named, with what to do", {
   skip_if_no_engine()
   fit <- small_fit()
-  dir <- file.path(withr::local_tempdir(), "model")
-  save_classifier(fit, dir)
+  dir <- saved_fit_dir(fit)
   card <- file.path(dir, "tidyvision.json")
   text <- readLines(card)
   writeLines(text[seq_len(length(text) %/% 2)], card)  # cut short

@@ -204,14 +204,6 @@ def _stat(path):
     return st.st_size, st.st_mtime_ns, stat.S_ISREG(st.st_mode)
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _add_images(con, paths):
     """Insert new images; check every known one against its file. A done image
     whose content changed (size or time differ and so does the hash) loses its
@@ -231,7 +223,7 @@ def _add_images(con, paths):
         same = (size, mtime) == st[:2]
         if same and not missing:
             continue
-        if same or size is None or chunk is None or (sha is not None and st[2] and _sha256(path) == sha):
+        if same or size is None or chunk is None or (sha is not None and st[2] and images.file_sha256(path) == sha):
             # unchanged, recorded before format 2, still pending, or only touched
             con.execute("UPDATE images SET size = ?, mtime_ns = ?, missing = 0 WHERE path = ?", (*st[:2], path))
             continue
@@ -333,7 +325,7 @@ def _hash_if_unchanged(path, recorded):
     if st is None or not st[2] or tuple(recorded) != st[:2]:
         return None
     try:
-        return _sha256(path)
+        return images.file_sha256(path)
     except OSError:
         return None
 

@@ -243,7 +243,8 @@ class Trainer:
                 losses.append(loss.item() * len(idx))
                 preds.append(logits.argmax(1).cpu())
                 ys.append(y)
-                tick.set((epoch - 1) * n_batches + b + 1)
+                if b + 1 < n_batches:  # the epoch's last tick comes after validation, with its note
+                    tick.set((epoch - 1) * n_batches + b + 1)
             sched.step()
             y_all = torch.cat(ys).numpy()
             history.append(dict(epoch=epoch, split="train", loss=sum(losses) / len(y_all), learning_rate=lr,

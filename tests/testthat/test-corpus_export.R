@@ -1,0 +1,42 @@
+test_that("a corpus run exports to Stata and SPSS with variable labels and a codebook", {
+  skip_if_no_engine()
+  skip_if_not_installed("haven")
+  ref <- reference_run()
+  out <- corpus_out("reference.sqlite")
+  dir <- withr::local_tempdir()
+  dta <- file.path(dir, "corpus.dta")
+  expect_equal(write_corpus_stata(out, dta), dta)
+  stata <- haven::read_dta(dta)
+  expect_equal(names(stata), c("path", "pred_class", "pred_blue", "pred_red", "problem", "missing"))
+  expect_equal(as.vector(stata$path), ref$path)
+  expect_equal(as.character(haven::as_factor(stata$pred_class)), as.character(ref$.pred_class))
+  expect_equal(as.vector(stata$pred_red), ref$.pred_red, tolerance = 1e-6)
+  expect_equal(attr(stata$pred_red, "label"), "Predicted probability of class red")
+  expect_equal(attr(stata$path, "label"), "Image file")
+  expect_equal(as.vector(stata$missing), as.integer(ref$missing))
+  sav <- write_corpus_spss(out, file.path(dir, "corpus.sav"))
+  spss <- haven::read_sav(sav)
+  expect_equal(as.character(haven::as_factor(spss$pred_class)), as.character(ref$.pred_class))
+  expect_equal(attr(spss$pred_class, "label"), "Predicted class")
+  book <- readLines(file.path(dir, "corpus_dta_codebook.md"))
+  expect_true(file.exists(file.path(dir, "corpus_sav_codebook.md")))
+  expect_match(book[1], "Codebook of corpus.dta", fixed = TRUE)
+  expect_true(any(grepl("| `pred_red` | `.pred_red` | Predicted probability of class red | number |", book, fixed = TRUE)))
+  meta <- tidyvision:::corpus_meta_of(out, rlang::current_env())
+  sha <- jsonlite::fromJSON(meta$fingerprint)$sha256
+  expect_true(any(grepl(sha, book, fixed = TRUE)))
+  expect_true(any(grepl(meta$created, book, fixed = TRUE)))
+  # Nothing is replaced without overwrite = TRUE, and no temporary is left.
+  expect_error(write_corpus_stata(out, dta), class = "tidyvision_error_exists")
+  expect_silent(write_corpus_stata(out, dta, overwrite = TRUE))
+  expect_setequal(list.files(dir, all.files = TRUE, no.. = TRUE),
+               c("corpus_dta_codebook.md", "corpus_sav_codebook.md", "corpus.dta", "corpus.sav"))
+  expect_error(write_corpus_spss(out, dir), class = "tidyvision_error_bad_argument")
+  expect_error(write_corpus_stata(out, file.path(dir, "x.dta"), codebook = NA), class = "tidyvision_error_bad_argument")
+})
+
+test_that("names become ones Stata and SPSS accept", {
+  expect_equal(tidyvision:::program_names(c(".pred_class", ".pred_not protest", "1st", "path", "path")),
+               c("pred_class", "pred_not_protest", "v1st", "path", "path_1"))
+  expect_true(all(nchar(tidyvision:::program_names(strrep("a", 40))) <= 32))
+})
