@@ -27,7 +27,7 @@ def main():
         print("torch runs no bf16 kernels here: fp32 everywhere, nothing to measure.")
         return
     model = build_classifier(args.backbone, 2, pretrained=True).to(memory_format=torch.channels_last)
-    print(f"{args.backbone} at {args.size} px, median of {speed.STEPS} steps after a warm-up")
+    print(f"{args.backbone} at {args.size} px, fastest of {speed.STEPS} alternating steps after a warm-up")
     print("| kind | batch | fp32 channels_last | bf16 autocast | bf16 vs fp32 | chosen |")
     print("|---|---|---|---|---|---|")
     for kind in ("train", "infer"):

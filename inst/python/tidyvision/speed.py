@@ -8,7 +8,7 @@ was 1.65x faster. So on a CPU where torch runs bf16 kernels at all, a few
 steps of each precision are timed once per machine, backbone, image size,
 batch size and kind of work ("train": forward, backward and an SGD step;
 "infer": a forward pass), and the result is kept in the user's cache
-(``<cache>/speed/precision.json``) for every later call. bf16 is chosen
+(``<cache>/speed/precision-2.json``) for every later call. bf16 is chosen
 only when it is at least ``MARGIN`` times faster, since fp32 is the more
 exact. The measurement runs on a copy of the model with torch's random
 state saved and restored, so it changes no result.
@@ -16,14 +16,13 @@ state saved and restored, so it changes no result.
 import json
 import os
 import platform
-import statistics
 import time
 
 from .config import cache_dir
 
 MARGIN = 1.1
-STEPS = 3
-_FILE = "precision.json"
+STEPS = 4
+_FILE = "precision-2.json"  # -2: fastest of alternating steps (earlier medians are not reused)
 
 
 def bf16_kernels():
@@ -116,20 +115,24 @@ def _measure(kind, model, batch_size, image_size):
         x = torch.randn(batch_size, 3, image_size, image_size,
                         generator=torch.Generator().manual_seed(0)).to(memory_format=torch.channels_last)
         step = _train_step(work, x) if kind == "train" else _infer_step(work, x)
-        ms = {p: _time(step, p) for p in ("fp32", "bf16")}
+        ms = _time(step)
     return {"fp32_ms": ms["fp32"], "bf16_ms": ms["bf16"], "ratio": ms["fp32"] / ms["bf16"]}
 
 
-def _time(step, precision):
+def _time(step):
+    """The fastest of STEPS steps of each precision, after a warm-up of each.
+    The two alternate, and the fastest step counts, so that other work on the
+    machine (which only ever slows a step) weighs on both alike."""
     from .config import autocast
-    times = []
+    times = {"fp32": [], "bf16": []}
     for i in range(STEPS + 1):
-        t0 = time.perf_counter()
-        with autocast("cpu", precision):
-            step()
-        if i:
-            times.append(1000 * (time.perf_counter() - t0))
-    return statistics.median(times)
+        for precision in ("fp32", "bf16") if i % 2 else ("bf16", "fp32"):
+            t0 = time.perf_counter()
+            with autocast("cpu", precision):
+                step()
+            if i:
+                times[precision].append(1000 * (time.perf_counter() - t0))
+    return {p: min(t) for p, t in times.items()}
 
 
 def _train_step(model, x):
