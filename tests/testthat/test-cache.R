@@ -5,7 +5,8 @@ test_that("the engine's cache shows what a fit keeps and gives it back", {
   fit <- fine_tune(separable_images(), epochs = 1, train_layers = "head", image_size = 64, seed = 2)
   held <- tv_cache()
   expect_named(held, c("space", "entries", "bytes"))
-  expect_setequal(held$space, c("decoded", "features"))
+  # decoded images, their features, and the hashes of the images the fit saw
+  expect_setequal(held$space, c("decoded", "features", "seen"))
   # 24 training and 12 validation images of 64 x 64 x 3 bytes, at least.
   expect_gte(held$bytes[held$space == "decoded"], 36 * 64 * 64 * 3)
   expect_gt(held$bytes[held$space == "features"], 0)
